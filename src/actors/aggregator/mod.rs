@@ -1,0 +1,336 @@
+//! Aggregators: one actor per entity kind, keeping that kind's per-entity
+//! 1-second windows and committing them (with their 1-minute and 1-hour
+//! rollups) through the store writer.
+//!
+//! Each aggregator is its own durable consumer (`aggregate-<kind>`) of the
+//! enriched stream, so a failing kind never holds back another and every
+//! kind counts every post exactly once on its own:
+//! - a post goes into the open window of its `created_at` second
+//!   ([`open::OpenWindows`]), de-duplicated by post id;
+//! - a post for a window that already closed is late: it is checked against
+//!   the ids the store recorded for that window and merged into it;
+//! - a message is acknowledged only after the batch that counted it is
+//!   committed; a redelivered message is recognised by its post id.
+//!
+//! Owns: its open windows and its consumer. Mailbox: control messages only
+//! (bounded, [`MAILBOX`]); the data path is the bus. Restart policy:
+//! permanent; after a crash its unacknowledged messages are redelivered and
+//! counted again from the store's watermark, so totals stay exact.
+
+pub mod open;
+pub mod window;
+
+use self::open::{Admit, Closed, OpenWindows};
+use self::window::{id_hash, post_weight, Contribution, Resolution, WindowMetrics};
+use super::store_writer::{Apply, StoreWriter};
+use super::supervisor::{LifeGuard, Slot};
+use crate::bus::{Bus, ConsumerSpec, Delivery, StreamName};
+use crate::config::{AggregationConfig, BusConfig};
+use crate::domain::{EnrichedPost, EntityKind};
+use crate::store::{Store, WindowBatch, WindowDelta};
+use crate::telemetry::metrics;
+use actix::prelude::*;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Control mailbox capacity.
+pub const MAILBOX: usize = 16;
+
+/// How long an aggregator waits for a restarting store writer before failing.
+const WRITER_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Errors that stop an aggregator (the supervisor restarts it).
+#[derive(Debug, thiserror::Error)]
+pub enum AggregatorError {
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] crate::bus::BusError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The store writer did not take the batch.
+    #[error("store writer: {0}")]
+    Writer(String),
+}
+
+/// Everything an aggregator needs.
+#[derive(Clone)]
+pub struct AggregatorDeps {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// The store (reads: watermark and de-duplication marks).
+    pub store: Arc<dyn Store>,
+    /// The store writer (commits).
+    pub writer: Slot<StoreWriter>,
+    /// Windowing settings.
+    pub cfg: AggregationConfig,
+    /// Consumer settings.
+    pub bus_cfg: BusConfig,
+}
+
+/// Flushes every open window and replies once they are committed (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+/// The aggregator of one entity kind.
+pub struct Aggregator {
+    kind: EntityKind,
+    deps: Option<AggregatorDeps>,
+    drain_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    drain_rx: Option<mpsc::UnboundedReceiver<oneshot::Sender<()>>>,
+    guard: LifeGuard,
+}
+
+impl Aggregator {
+    /// An aggregator for `kind`.
+    pub fn new(kind: EntityKind, deps: AggregatorDeps, guard: LifeGuard) -> Self {
+        let (drain_tx, drain_rx) = mpsc::unbounded_channel();
+        Aggregator {
+            kind,
+            deps: Some(deps),
+            drain_tx,
+            drain_rx: Some(drain_rx),
+            guard,
+        }
+    }
+
+    /// Durable consumer name of a kind's aggregator.
+    pub fn durable(kind: EntityKind) -> String {
+        format!("aggregate-{kind}")
+    }
+}
+
+impl Actor for Aggregator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (Some(deps), Some(drain_rx)) = (self.deps.take(), self.drain_rx.take()) else {
+            return;
+        };
+        let kind = self.kind;
+        ctx.spawn(
+            async move { run(kind, deps, drain_rx).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    if let Err(e) = res {
+                        act.guard.fail(e.to_string());
+                    }
+                    ctx.stop();
+                }),
+        );
+    }
+}
+
+impl Handler<Drain> for Aggregator {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.drain_tx.send(tx).is_ok();
+        Box::pin(async move {
+            if sent {
+                let _ = rx.await;
+            }
+        })
+    }
+}
+
+/// A post's contribution to its windows, read from one delivery.
+struct Item {
+    ts_ms: i64,
+    post: u64,
+    entities: Vec<String>,
+    contribution: Contribution,
+}
+
+fn read_item(kind: EntityKind, payload: &[u8]) -> Result<Option<Item>, serde_json::Error> {
+    let e: EnrichedPost = serde_json::from_slice(payload)?;
+    let entities: Vec<String> = e
+        .entities
+        .into_iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.id)
+        .collect();
+    if entities.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Item {
+        ts_ms: e.post.created_at.timestamp_millis(),
+        post: id_hash(&e.post.id),
+        contribution: Contribution {
+            author_hash: id_hash(&e.post.author.id),
+            engagement: e.post.engagement.total(),
+            label: e.scores.sentiment.label,
+            score: e.scores.sentiment.score,
+            weight: post_weight(&e.post.engagement, &e.post.author),
+        },
+        entities,
+    }))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn run(
+    kind: EntityKind,
+    deps: AggregatorDeps,
+    mut drain_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+) -> Result<(), AggregatorError> {
+    let mut consumer = deps
+        .bus
+        .consumer(ConsumerSpec {
+            stream: StreamName::Enriched,
+            durable: Aggregator::durable(kind),
+            ack_wait: Duration::from_millis(deps.bus_cfg.ack_wait_ms),
+            max_deliver: deps.bus_cfg.max_deliver,
+            max_ack_pending: deps.bus_cfg.max_ack_pending,
+        })
+        .await?;
+    let lateness = i64::try_from(deps.cfg.allowed_lateness_ms).unwrap_or(i64::MAX / 4);
+    let stored_wm = deps.store.watermark(kind)?;
+    let start_wm = stored_wm.unwrap_or(i64::MIN / 2).max(now_ms() - lateness);
+    let mut windows: OpenWindows<Delivery> = OpenWindows::new(start_wm, lateness);
+    tracing::info!(%kind, watermark = windows.watermark(), "aggregator started");
+    let flush_every = Duration::from_millis(deps.cfg.flush_interval_ms);
+    let mut last_flush = Instant::now();
+    let mut drain_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    loop {
+        while let Ok(w) = drain_rx.try_recv() {
+            drain_waiters.push(w);
+        }
+        let draining = !drain_waiters.is_empty();
+        let wait = if draining {
+            Duration::from_millis(50)
+        } else {
+            flush_every
+        };
+        let batch = consumer.fetch(deps.cfg.batch_size, wait).await?;
+        let fetched = batch.len();
+        let mut late: Vec<(Item, Delivery)> = Vec::new();
+        for d in batch {
+            let item = match read_item(kind, &d.payload) {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    d.ack().await?;
+                    continue;
+                }
+                Err(e) => {
+                    d.term(&format!("not an enriched post: {e}")).await?;
+                    continue;
+                }
+            };
+            let ids: Vec<&str> = item.entities.iter().map(String::as_str).collect();
+            match windows.admit(item.ts_ms, item.post, &ids, &item.contribution, d) {
+                Admit::Counted => {}
+                Admit::Duplicate(d) => {
+                    metrics::AGG_DUPLICATES.inc();
+                    d.ack().await?;
+                }
+                Admit::Late(d) => late.push((item, d)),
+            }
+        }
+        if !late.is_empty() {
+            merge_late(kind, &deps, late).await?;
+        }
+        if draining && fetched == 0 {
+            let closed = windows.close_all();
+            commit(kind, &deps, closed).await?;
+            for w in drain_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            tracing::info!(%kind, "aggregator drained");
+        } else if last_flush.elapsed() >= flush_every {
+            last_flush = Instant::now();
+            let closed = windows.close_due(now_ms());
+            commit(kind, &deps, closed).await?;
+        }
+    }
+}
+
+/// Commits closed windows, then acknowledges the messages they counted.
+async fn commit(
+    kind: EntityKind,
+    deps: &AggregatorDeps,
+    closed: Closed<Delivery>,
+) -> Result<(), AggregatorError> {
+    if closed.is_empty() && closed.batch.watermark.is_none() {
+        return Ok(());
+    }
+    let counted: u64 = closed.tokens.len() as u64;
+    let mut batch = closed.batch;
+    batch.kind = Some(kind);
+    write(deps, batch).await?;
+    metrics::AGG_COUNTED.add(counted);
+    for d in closed.tokens {
+        d.ack().await?;
+    }
+    Ok(())
+}
+
+async fn write(deps: &AggregatorDeps, batch: WindowBatch) -> Result<(), AggregatorError> {
+    deps.writer
+        .send(|| Apply(batch.clone()), WRITER_PATIENCE)
+        .await
+        .map_err(|e| AggregatorError::Writer(e.to_string()))?
+        .map_err(AggregatorError::Writer)
+}
+
+/// Merges posts whose windows already closed into the stored windows,
+/// skipping those the store already counted.
+async fn merge_late(
+    kind: EntityKind,
+    deps: &AggregatorDeps,
+    late: Vec<(Item, Delivery)>,
+) -> Result<(), AggregatorError> {
+    let mut by_window: BTreeMap<i64, Vec<(Item, Delivery)>> = BTreeMap::new();
+    for (item, d) in late {
+        by_window
+            .entry(Resolution::Second.window_start(item.ts_ms))
+            .or_default()
+            .push((item, d));
+    }
+    let mut batch = WindowBatch {
+        kind: Some(kind),
+        ..WindowBatch::default()
+    };
+    let mut to_ack = Vec::new();
+    let mut counted = 0u64;
+    for (start, items) in by_window {
+        let mut seen: HashSet<u64> = deps.store.seen(kind, start)?.into_iter().collect();
+        let mut new_ids = Vec::new();
+        let mut deltas: BTreeMap<String, WindowMetrics> = BTreeMap::new();
+        for (item, d) in items {
+            if seen.insert(item.post) {
+                new_ids.push(item.post);
+                counted += 1;
+                for e in &item.entities {
+                    deltas.entry(e.clone()).or_default().add(&item.contribution, true);
+                }
+            } else {
+                metrics::AGG_DUPLICATES.inc();
+            }
+            to_ack.push(d);
+        }
+        batch.windows.extend(deltas.into_iter().map(|(entity, metrics)| WindowDelta {
+            start_ms: start,
+            entity,
+            metrics,
+        }));
+        if !new_ids.is_empty() {
+            batch.seen.push((start, new_ids));
+        }
+    }
+    if !batch.windows.is_empty() {
+        write(deps, batch).await?;
+    }
+    metrics::AGG_LATE.add(counted);
+    metrics::AGG_COUNTED.add(counted);
+    for d in to_ack {
+        d.ack().await?;
+    }
+    Ok(())
+}

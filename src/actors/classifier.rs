@@ -1,0 +1,132 @@
+//! Classifier workers: score raw posts and attribute them to entities.
+//!
+//! Every worker opens the same durable consumer (`classify`) on the raw
+//! stream, so the pool shares the work; a worker takes a batch, scores each
+//! post with the lexicon scorer, extracts its entities, publishes the
+//! enriched post (message id = post id, so a redelivered raw post is
+//! de-duplicated on publish) and only then acknowledges the raw message.
+//! A payload that is not a post is dead-lettered with the reason.
+//!
+//! Owns: nothing but its consumer handle (the scorer and extractor are
+//! shared, read-only). Mailbox: none used (data path is the bus); capacity
+//! [`MAILBOX`]. Restart policy: permanent.
+
+use super::supervisor::LifeGuard;
+use crate::bus::{Bus, ConsumerSpec, StreamName, Subject};
+use crate::config::{BusConfig, ClassifierConfig};
+use crate::domain::{EnrichedPost, Post};
+use crate::nlp::{Extractor, LexiconScorer};
+use crate::telemetry::metrics;
+use actix::prelude::*;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Control mailbox capacity.
+pub const MAILBOX: usize = 16;
+
+/// Durable consumer name shared by the pool.
+pub const DURABLE: &str = "classify";
+
+/// What a worker needs.
+#[derive(Clone)]
+pub struct ClassifierDeps {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// Shared scorer.
+    pub scorer: Arc<LexiconScorer>,
+    /// Shared entity extractor.
+    pub extractor: Arc<Extractor>,
+    /// Pool settings.
+    pub cfg: ClassifierConfig,
+    /// Consumer settings.
+    pub bus_cfg: BusConfig,
+}
+
+/// One classifier worker.
+pub struct ClassifierWorker {
+    deps: Option<ClassifierDeps>,
+    guard: LifeGuard,
+}
+
+impl ClassifierWorker {
+    /// A worker.
+    pub fn new(deps: ClassifierDeps, guard: LifeGuard) -> Self {
+        ClassifierWorker {
+            deps: Some(deps),
+            guard,
+        }
+    }
+}
+
+impl Actor for ClassifierWorker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(deps) = self.deps.take() else {
+            return;
+        };
+        ctx.spawn(async move { run(deps).await }.into_actor(self).map(|res, act, ctx| {
+            if let Err(e) = res {
+                act.guard.fail(e.to_string());
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+/// Scores and attributes one post.
+pub fn enrich(post: Post, scorer: &LexiconScorer, extractor: &Extractor) -> EnrichedPost {
+    let scores = scorer.score(&post.text);
+    let entities = extractor.extract(&post);
+    EnrichedPost {
+        post,
+        scores,
+        entities,
+    }
+}
+
+async fn run(deps: ClassifierDeps) -> Result<(), crate::bus::BusError> {
+    let mut consumer = deps
+        .bus
+        .consumer(ConsumerSpec {
+            stream: StreamName::Raw,
+            durable: DURABLE.into(),
+            ack_wait: Duration::from_millis(deps.bus_cfg.ack_wait_ms),
+            max_deliver: deps.bus_cfg.max_deliver,
+            max_ack_pending: deps.bus_cfg.max_ack_pending,
+        })
+        .await?;
+    loop {
+        let batch = consumer
+            .fetch(deps.cfg.batch_size, Duration::from_millis(500))
+            .await?;
+        for d in batch {
+            let post: Post = match serde_json::from_slice(&d.payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    metrics::CLASSIFY_DECODE_ERRORS.inc();
+                    d.term(&format!("not a post: {e}")).await?;
+                    continue;
+                }
+            };
+            let enriched = enrich(post, &deps.scorer, &deps.extractor);
+            let payload = match serde_json::to_vec(&enriched) {
+                Ok(p) => Bytes::from(p),
+                Err(e) => {
+                    d.term(&format!("cannot encode enriched post: {e}")).await?;
+                    continue;
+                }
+            };
+            let ack = deps
+                .bus
+                .publish(Subject::EnrichedPosts, &enriched.post.id, payload)
+                .await?;
+            if ack.duplicate {
+                metrics::BUS_DUPLICATES.inc();
+            }
+            metrics::CLASSIFIED.inc();
+            d.ack().await?;
+        }
+    }
+}

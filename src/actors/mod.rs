@@ -1,0 +1,8 @@
+//! The pipeline's stages, each a supervised actix actor.
+
+pub mod aggregator;
+pub mod classifier;
+pub mod connectors;
+pub mod hub;
+pub mod store_writer;
+pub mod supervisor;

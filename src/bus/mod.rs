@@ -1,0 +1,268 @@
+//! The bus between pipeline stages.
+//!
+//! Stages never call each other directly on the data path: connectors publish
+//! raw posts, classifier workers consume them and publish enriched posts,
+//! aggregators consume those. The [`Bus`] trait has the semantics of NATS
+//! JetStream so that the in-process implementation (single-binary default,
+//! [`memory::MemoryBus`]) and JetStream are interchangeable:
+//!
+//! - **Streams** hold messages on named subjects. A stream keeps a message
+//!   until every durable consumer defined on it has acknowledged it
+//!   (interest retention); when it is full, `publish` waits (back-pressure,
+//!   never a silent drop).
+//! - **Publish** carries a message id; an id seen again within the stream's
+//!   duplicate window is acknowledged as a duplicate and not stored again.
+//! - **Durable consumers** are named; every process or actor that opens the
+//!   same durable shares its messages (work sharing). Each delivery must be
+//!   acknowledged after its effect is durable; one not acknowledged within
+//!   `ack_wait` is delivered again, and after `max_deliver` deliveries it is
+//!   dead-lettered and counted.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+use std::time::Duration;
+
+/// Subjects of the pipeline, named once here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// Posts as connectors produced them (JSON [`crate::domain::Post`]).
+    RawPosts,
+    /// Scored and attributed posts (JSON [`crate::domain::EnrichedPost`]).
+    EnrichedPosts,
+}
+
+impl Subject {
+    /// The wire name of the subject.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::RawPosts => "starling.posts.raw",
+            Subject::EnrichedPosts => "starling.posts.enriched",
+        }
+    }
+}
+
+/// Streams of the pipeline and the subjects they capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamName {
+    /// Holds [`Subject::RawPosts`].
+    Raw,
+    /// Holds [`Subject::EnrichedPosts`].
+    Enriched,
+}
+
+impl StreamName {
+    /// The stream's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamName::Raw => "STARLING_RAW",
+            StreamName::Enriched => "STARLING_ENRICHED",
+        }
+    }
+
+    /// The subject this stream captures.
+    pub fn subject(self) -> Subject {
+        match self {
+            StreamName::Raw => Subject::RawPosts,
+            StreamName::Enriched => Subject::EnrichedPosts,
+        }
+    }
+
+    /// The stream that captures `subject`.
+    pub fn of(subject: Subject) -> StreamName {
+        match subject {
+            Subject::RawPosts => StreamName::Raw,
+            Subject::EnrichedPosts => StreamName::Enriched,
+        }
+    }
+}
+
+/// A durable consumer's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerSpec {
+    /// Stream consumed.
+    pub stream: StreamName,
+    /// Durable name; consumers opened with the same name share the work.
+    pub durable: String,
+    /// Time a delivery may stay unacknowledged before redelivery.
+    pub ack_wait: Duration,
+    /// Deliveries before a message is dead-lettered.
+    pub max_deliver: u32,
+    /// Most unacknowledged deliveries outstanding at once.
+    pub max_ack_pending: usize,
+}
+
+/// What a publish returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishAck {
+    /// Stream sequence of the message (of the original, for a duplicate).
+    pub seq: u64,
+    /// The message id had been seen within the duplicate window.
+    pub duplicate: bool,
+}
+
+/// Bus errors.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The bus is shutting down or closed.
+    #[error("bus closed")]
+    Closed,
+    /// No consumer of that name exists on the stream.
+    #[error("unknown consumer {0}")]
+    UnknownConsumer(String),
+    /// The publish or fetch did not complete in time.
+    #[error("bus operation timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// One delivered message; acknowledge it once its effect is durable.
+pub struct Delivery {
+    /// Subject it was published on.
+    pub subject: Subject,
+    /// The payload as published.
+    pub payload: Bytes,
+    /// Stream sequence.
+    pub seq: u64,
+    /// How many times it has been delivered (1 on the first delivery).
+    pub delivered: u32,
+    acker: Box<dyn Acker>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("subject", &self.subject)
+            .field("seq", &self.seq)
+            .field("delivered", &self.delivered)
+            .finish()
+    }
+}
+
+impl Delivery {
+    /// Builds a delivery (used by bus implementations).
+    pub fn new(
+        subject: Subject,
+        payload: Bytes,
+        seq: u64,
+        delivered: u32,
+        acker: Box<dyn Acker>,
+    ) -> Self {
+        Delivery {
+            subject,
+            payload,
+            seq,
+            delivered,
+            acker,
+        }
+    }
+
+    /// The effect is durable: never deliver this message again.
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.acker.ack().await
+    }
+
+    /// Processing failed transiently: deliver again after `delay`.
+    pub async fn nak(self, delay: Duration) -> Result<(), BusError> {
+        self.acker.nak(delay).await
+    }
+
+    /// The message can never be processed: dead-letter it now with `reason`.
+    pub async fn term(self, reason: &str) -> Result<(), BusError> {
+        self.acker.term(reason).await
+    }
+}
+
+/// Acknowledgement channel of one delivery (implemented per bus).
+#[async_trait]
+pub trait Acker: Send + Sync {
+    /// See [`Delivery::ack`].
+    async fn ack(&self) -> Result<(), BusError>;
+    /// See [`Delivery::nak`].
+    async fn nak(&self, delay: Duration) -> Result<(), BusError>;
+    /// See [`Delivery::term`].
+    async fn term(&self, reason: &str) -> Result<(), BusError>;
+}
+
+/// A handle on a durable consumer.
+#[async_trait]
+pub trait Consumer: Send {
+    /// Up to `max` messages; waits at most `wait` for the first one and
+    /// returns an empty batch when none came.
+    async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError>;
+}
+
+/// Lag and state of one durable consumer, for `/metrics` and the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsumerStats {
+    /// Stream consumed.
+    pub stream: &'static str,
+    /// Durable name.
+    pub durable: String,
+    /// Messages in the stream not yet delivered to this consumer.
+    pub pending: u64,
+    /// Delivered but not yet acknowledged.
+    pub ack_pending: u64,
+    /// Redeliveries so far.
+    pub redelivered: u64,
+    /// Messages dead-lettered after max_deliver or a term.
+    pub dead_lettered: u64,
+}
+
+/// Stream counters, for `/metrics` and the admin API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamStats {
+    /// Stream name.
+    pub stream: &'static str,
+    /// Messages held now.
+    pub messages: u64,
+    /// Messages accepted so far.
+    pub published: u64,
+    /// Publishes recognised as duplicates.
+    pub duplicates: u64,
+}
+
+/// A message given up on, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// Stream it was in.
+    pub stream: &'static str,
+    /// Consumer that gave up on it.
+    pub durable: String,
+    /// Its stream sequence.
+    pub seq: u64,
+    /// Why.
+    pub reason: String,
+    /// Its payload, lossily decoded as UTF-8 for display.
+    pub payload: String,
+}
+
+/// The bus between stages.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes `payload` on `subject` with de-duplication id `msg_id`;
+    /// waits while the stream is full.
+    async fn publish(
+        &self,
+        subject: Subject,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<PublishAck, BusError>;
+
+    /// Creates the durable consumer if it does not exist (settings are
+    /// updated if it does) and returns a handle on it.
+    async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError>;
+
+    /// Stream counters.
+    fn stream_stats(&self) -> Vec<StreamStats>;
+
+    /// Consumer lag and counters.
+    fn consumer_stats(&self) -> Vec<ConsumerStats>;
+
+    /// Recently dead-lettered messages (newest last).
+    fn dead_letters(&self) -> Vec<DeadLetter>;
+
+    /// Stops the bus: pending and future calls fail with [`BusError::Closed`].
+    fn close(&self);
+}

@@ -1,0 +1,567 @@
+//! Configuration: serde structs whose defaults are the single-binary mode
+//! (in-process bus, embedded store in `./data`, synthetic stream on, web on
+//! 127.0.0.1:8080).
+//!
+//! Precedence, lowest first: defaults, the TOML file given by `--config`,
+//! `STARLING_…` environment variables, command-line flags. Every field can be
+//! set from the environment: the variable name is `STARLING_` followed by the
+//! field path in upper case with sections joined by `__`, e.g.
+//! `STARLING_CONNECTORS__SYNTHETIC__RATE=200` or `STARLING_HTTP__LISTEN=0.0.0.0:9000`.
+//! Values are read as TOML (`200`, `true`, `["a", "b"]`) and fall back to a
+//! plain string. Unknown fields, in the file or the environment, are rejected
+//! with the name that was not understood.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Environment variables with this prefix configure Starling.
+pub const ENV_PREFIX: &str = "STARLING_";
+
+/// `STARLING_` variables that are not configuration (read by tests and
+/// logging) and so are not checked against the config fields.
+const ENV_NOT_CONFIG: &[&str] = &["STARLING_LOG", "STARLING_TEST_"];
+
+/// Errors while loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown/ill-typed fields.
+    #[error("invalid config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    /// An environment override names an unknown field or has a wrong type.
+    #[error("invalid environment override {var}: {message}")]
+    Env { var: String, message: String },
+    /// The merged configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Web server (REST, WebSocket, health).
+    pub http: HttpConfig,
+    /// Where and how data is stored.
+    pub store: StoreConfig,
+    /// The message bus between stages.
+    pub bus: BusConfig,
+    /// Sources of posts.
+    pub connectors: ConnectorsConfig,
+    /// Scoring workers.
+    pub classifier: ClassifierConfig,
+    /// How posts are attributed to entities.
+    pub entities: EntitiesConfig,
+    /// Windowing of per-entity time series.
+    pub aggregation: AggregationConfig,
+    /// Actor supervision.
+    pub supervisor: SupervisorConfig,
+}
+
+/// Web server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    pub listen: String,
+    /// Largest accepted request body, in bytes (ingest batches).
+    pub max_body_bytes: usize,
+    /// Most posts accepted in one ingest request.
+    pub max_batch_items: usize,
+    /// Web worker threads (0 = one per core).
+    pub workers: usize,
+    /// Largest WebSocket frame accepted from a client, in bytes.
+    pub ws_max_frame_bytes: usize,
+    /// Outgoing events queued per WebSocket client before the oldest are dropped.
+    pub ws_queue_len: usize,
+    /// Seconds without a pong before a WebSocket client is disconnected.
+    pub ws_client_timeout_s: u64,
+    /// How far in the future a post's `created_at` may be (clock skew), in seconds.
+    pub max_future_skew_s: i64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch_items: 10_000,
+            workers: 0,
+            ws_max_frame_bytes: 64 * 1024,
+            ws_queue_len: 256,
+            ws_client_timeout_s: 30,
+            max_future_skew_s: 300,
+        }
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Directory of the embedded store; created if missing.
+    pub data_dir: PathBuf,
+    /// Sync every committed batch to disk before acknowledging the messages it
+    /// counted (survives power loss; slower). Without it a process crash still
+    /// loses nothing, a power loss may lose the last second of windows.
+    pub fsync: bool,
+    /// How long 1-second windows are kept, in hours.
+    pub retention_1s_hours: u64,
+    /// How long 1-minute windows are kept, in days.
+    pub retention_1m_days: u64,
+    /// How long 1-hour windows are kept, in days.
+    pub retention_1h_days: u64,
+    /// Entries in the hot-metrics cache (moka).
+    pub cache_entries: u64,
+    /// Block cache of the embedded engine, in MiB.
+    pub block_cache_mib: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from("./data"),
+            fsync: false,
+            retention_1s_hours: 6,
+            retention_1m_days: 7,
+            retention_1h_days: 400,
+            cache_entries: 100_000,
+            block_cache_mib: 64,
+        }
+    }
+}
+
+/// In-process bus settings (the JetStream issue adds a `nats` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// Messages a stream holds before publishers wait for consumers (back-pressure).
+    pub stream_max_msgs: usize,
+    /// A message id seen again within this many seconds is a duplicate and dropped.
+    pub duplicate_window_s: u64,
+    /// Milliseconds a consumer may hold a message unacknowledged before it is redelivered.
+    pub ack_wait_ms: u64,
+    /// Deliveries before a message that is never acknowledged is dead-lettered.
+    pub max_deliver: u32,
+    /// Unacknowledged messages one durable consumer may have outstanding.
+    pub max_ack_pending: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            stream_max_msgs: 200_000,
+            duplicate_window_s: 120,
+            ack_wait_ms: 30_000,
+            max_deliver: 5,
+            max_ack_pending: 100_000,
+        }
+    }
+}
+
+/// Sources of posts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectorsConfig {
+    /// The synthetic stream generator.
+    pub synthetic: SyntheticConfig,
+    /// Replays of JSONL files (one post per line).
+    pub replay: Vec<ReplayConfig>,
+}
+
+/// The synthetic generator: a deterministic, realistic social stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticConfig {
+    /// Posts per second; 0 switches the generator off.
+    pub rate: f64,
+    /// Seed of the generator; the same seed gives the same stream.
+    pub seed: u64,
+    /// Play the scripted episodes (churn wave, narrative spike, project crash).
+    pub episodes: bool,
+    /// Length of one episode cycle in seconds (episodes repeat every cycle).
+    pub episode_cycle_s: u64,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        SyntheticConfig {
+            rate: 50.0,
+            seed: 42,
+            episodes: true,
+            episode_cycle_s: 600,
+        }
+    }
+}
+
+/// One JSONL replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// File with one post (ingest JSON shape) per line.
+    pub path: PathBuf,
+    /// Posts per second; absent or 0 = as fast as the pipeline takes them.
+    #[serde(default)]
+    pub rate: Option<f64>,
+}
+
+/// Scoring workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    /// Worker actors sharing the `classify` consumer.
+    pub workers: usize,
+    /// Most posts a worker takes from the bus at once.
+    pub batch_size: usize,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            workers: 2,
+            batch_size: 512,
+        }
+    }
+}
+
+/// Attribution of posts to entities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EntitiesConfig {
+    /// Authors with at least this many followers are also counted as `kol`.
+    pub kol_followers: u64,
+    /// Named projects and the words that refer to them (besides `$ID`).
+    pub projects: Vec<ProjectConfig>,
+    /// Keywords that count as topics when they appear in a post (lower case).
+    pub keywords: Vec<String>,
+    /// Narratives: named groups of topics.
+    pub narratives: Vec<NarrativeConfig>,
+}
+
+/// A project and its aliases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Project id, upper case (`SOL`).
+    pub id: String,
+    /// Words or phrases that mean this project (`solana`), matched case-insensitively on word boundaries.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// A narrative: a group of topics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NarrativeConfig {
+    /// Narrative id (`ai-agents`).
+    pub id: String,
+    /// Topic ids (hashtags without `#`, keywords), lower case.
+    pub topics: Vec<String>,
+}
+
+impl Default for EntitiesConfig {
+    fn default() -> Self {
+        let project = |id: &str, aliases: &[&str]| ProjectConfig {
+            id: id.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        };
+        let narrative = |id: &str, topics: &[&str]| NarrativeConfig {
+            id: id.into(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+        };
+        EntitiesConfig {
+            kol_followers: 100_000,
+            projects: vec![
+                project("BTC", &["bitcoin"]),
+                project("ETH", &["ethereum"]),
+                project("SOL", &["solana"]),
+                project("DOGE", &["dogecoin"]),
+                project("ADA", &["cardano"]),
+                project("AVAX", &["avalanche"]),
+                project("LINK", &["chainlink"]),
+                project("ARB", &["arbitrum"]),
+            ],
+            keywords: ["outage", "refund", "cancel", "airdrop", "etf", "hack", "update"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            narratives: vec![
+                narrative("ai-agents", &["ai", "aiagents", "agents", "llm"]),
+                narrative("memecoins", &["memecoin", "memecoins", "doge", "pepe"]),
+                narrative("defi", &["defi", "dex", "yield", "staking"]),
+                narrative("regulation", &["sec", "etf", "regulation", "mica"]),
+                narrative("customer-churn", &["cancel", "refund", "outage"]),
+            ],
+        }
+    }
+}
+
+/// Windowing of per-entity time series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregationConfig {
+    /// How long a 1-second window stays open in memory after it ends, in
+    /// milliseconds. Posts arriving later are merged into the stored window
+    /// and counted as late; they are never dropped.
+    pub allowed_lateness_ms: u64,
+    /// How often closed windows are flushed to the store, in milliseconds.
+    pub flush_interval_ms: u64,
+    /// Most posts an aggregator takes from the bus at once.
+    pub batch_size: usize,
+}
+
+impl Default for AggregationConfig {
+    fn default() -> Self {
+        AggregationConfig {
+            allowed_lateness_ms: 2_000,
+            flush_interval_ms: 250,
+            batch_size: 2_048,
+        }
+    }
+}
+
+/// Actor supervision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// First restart delay after a failure, in milliseconds (doubles each time).
+    pub backoff_initial_ms: u64,
+    /// Cap of the restart delay, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// A child that ran this long without failing has its back-off reset, in seconds.
+    pub backoff_reset_after_s: u64,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            backoff_initial_ms: 100,
+            backoff_max_ms: 30_000,
+            backoff_reset_after_s: 60,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then the file (if any), then `STARLING_…` variables
+    /// from `env`. Flags are applied by the caller afterwards.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                // Parse once against the structs so that unknown fields in the
+                // file are reported against the file, not the merged tree.
+                let parsed: Config = toml::from_str(&text).map_err(|e| ConfigError::File {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+                to_tree(&parsed)?
+            }
+            None => to_tree(&Config::default())?,
+        };
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .filter(|(k, _)| !ENV_NOT_CONFIG.iter().any(|p| k.starts_with(p)))
+            .collect();
+        overrides.sort();
+        for (var, value) in overrides {
+            apply_env(&mut tree, &var, &value)?;
+            // Check after each variable so the error names the culprit.
+            tree.clone()
+                .try_into::<Config>()
+                .map_err(|e| ConfigError::Env {
+                    var: var.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        let config: Config = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if !(self.connectors.synthetic.rate.is_finite() && self.connectors.synthetic.rate >= 0.0) {
+            return bad("connectors.synthetic.rate must be a number >= 0");
+        }
+        if self.classifier.workers == 0 {
+            return bad("classifier.workers must be at least 1");
+        }
+        if self.classifier.batch_size == 0 || self.aggregation.batch_size == 0 {
+            return bad("batch sizes must be at least 1");
+        }
+        if self.bus.stream_max_msgs == 0 || self.bus.max_ack_pending == 0 {
+            return bad("bus.stream_max_msgs and bus.max_ack_pending must be at least 1");
+        }
+        if self.bus.max_deliver == 0 {
+            return bad("bus.max_deliver must be at least 1");
+        }
+        if self.aggregation.flush_interval_ms == 0 {
+            return bad("aggregation.flush_interval_ms must be at least 1");
+        }
+        if self.bus.ack_wait_ms <= self.aggregation.allowed_lateness_ms + self.aggregation.flush_interval_ms {
+            return bad("bus.ack_wait_ms must exceed aggregation.allowed_lateness_ms + flush_interval_ms, or open windows would be redelivered");
+        }
+        if self.store.retention_1s_hours == 0
+            || self.store.retention_1m_days == 0
+            || self.store.retention_1h_days == 0
+        {
+            return bad("retention must be at least 1 for every resolution");
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (what `starling config` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+fn to_tree(config: &Config) -> Result<toml::Table, ConfigError> {
+    toml::Table::try_from(config).map_err(|e| ConfigError::Invalid(e.to_string()))
+}
+
+/// Sets the field named by `var` (`STARLING_A__B`) in `tree`.
+fn apply_env(tree: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError::Env {
+        var: var.to_string(),
+        message,
+    };
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(err("empty field name".into()));
+    }
+    let (last, sections) = path.split_last().ok_or_else(|| err("empty field name".into()))?;
+    let mut table = tree;
+    for section in sections {
+        table = match table.get_mut(section) {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(err(format!("`{section}` is not a section"))),
+            None => return Err(err(format!("unknown section `{section}`"))),
+        };
+    }
+    let parsed = parse_env_value(value);
+    let current = table.get(last);
+    let value = match (current, parsed) {
+        (None, _) => return Err(err(format!("unknown field `{last}`"))),
+        // Keep strings as strings even when they look like numbers or booleans.
+        (Some(toml::Value::String(_)), _) => toml::Value::String(value.to_string()),
+        (Some(toml::Value::Float(_)), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+        (_, parsed) => parsed,
+    };
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    let doc = format!("v = {value}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.into())),
+        Err(_) => toml::Value::String(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn example_config_parses_and_matches_defaults_where_it_says_so() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("starling.example.toml");
+        let config = Config::load(Some(&path), env(&[])).expect("example config must load");
+        assert_eq!(config.http.listen, "127.0.0.1:8080");
+        assert!(!config.entities.projects.is_empty());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn env_overrides_nested_fields_with_types() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("STARLING_CONNECTORS__SYNTHETIC__RATE", "250"),
+                ("STARLING_HTTP__LISTEN", "0.0.0.0:9000"),
+                ("STARLING_STORE__FSYNC", "true"),
+                ("STARLING_ENTITIES__KEYWORDS", r#"["a", "b"]"#),
+                ("STARLING_LOG", "debug"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(c.connectors.synthetic.rate, 250.0);
+        assert_eq!(c.http.listen, "0.0.0.0:9000");
+        assert!(c.store.fsync);
+        assert_eq!(c.entities.keywords, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn unknown_env_field_is_rejected_by_name() {
+        let e = Config::load(None, env(&[("STARLING_HTTP__LISTN", "x")])).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("STARLING_HTTP__LISTN") && msg.contains("listn"), "{msg}");
+    }
+
+    #[test]
+    fn ill_typed_env_value_is_rejected() {
+        let e = Config::load(None, env(&[("STARLING_CLASSIFIER__WORKERS", "many")])).unwrap_err();
+        assert!(e.to_string().contains("STARLING_CLASSIFIER__WORKERS"), "{e}");
+    }
+
+    #[test]
+    fn unknown_file_field_is_rejected_with_its_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[http]\nlisten = \"127.0.0.1:1\"\nbogus = 3\n").expect("write");
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("bogus"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let e = Config::load(None, env(&[("STARLING_CLASSIFIER__WORKERS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("workers"));
+    }
+}
+
+impl Config {
+    /// The `created_at` range a post must fall in at `now` to be accepted:
+    /// no further in the future than the allowed clock skew, no older than
+    /// the longest retention.
+    pub fn post_limits(&self, now: chrono::DateTime<chrono::Utc>) -> crate::domain::PostLimits {
+        let days = i64::try_from(self.store.retention_1h_days).unwrap_or(36_500).min(36_500);
+        crate::domain::PostLimits {
+            newest: now + chrono::Duration::seconds(self.http.max_future_skew_s.max(0)),
+            oldest: now - chrono::Duration::days(days),
+        }
+    }
+}

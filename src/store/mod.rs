@@ -1,0 +1,133 @@
+//! Storage of per-entity time series behind the [`Store`] trait: the
+//! embedded engine ([`embedded::EmbeddedStore`], fjall, the default) and,
+//! later, ScyllaDB. [`cache::HotCache`] (moka) keeps the latest windows of
+//! every active entity in memory for hot lookups.
+//!
+//! Writes come in [`WindowBatch`]es, one per flush of one entity kind, and
+//! are atomic: the windows, their 1-minute and 1-hour rollups, the entity
+//! directory, the ids of the posts they counted and the kind's watermark are
+//! committed together or not at all. That is what lets an aggregator
+//! acknowledge its messages after a commit and never count a post twice.
+//! Calls block; actors call them on their own threads, web handlers through
+//! a blocking pool.
+
+pub mod cache;
+pub mod embedded;
+
+use crate::actors::aggregator::window::{Resolution, WindowMetrics};
+use crate::domain::EntityKind;
+use serde::{Deserialize, Serialize};
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded engine failed.
+    #[error("storage engine: {0}")]
+    Engine(#[from] fjall::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt value under {key}: {message}")]
+    Corrupt { key: String, message: String },
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything one entity kind's aggregator commits in one flush.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowBatch {
+    /// The kind every window of the batch belongs to.
+    pub kind: Option<EntityKind>,
+    /// 1-second window deltas, merged into what is stored.
+    pub windows: Vec<WindowDelta>,
+    /// Hashes of the posts counted, per 1-second window start (ms).
+    pub seen: Vec<(i64, Vec<u64>)>,
+    /// New watermark of the kind: windows before it (ms) are closed.
+    pub watermark: Option<i64>,
+}
+
+/// What to add to one entity's 1-second window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowDelta {
+    /// Window start, ms since the epoch (a whole second).
+    pub start_ms: i64,
+    /// Entity id within the batch's kind.
+    pub entity: String,
+    /// Counts to add.
+    pub metrics: WindowMetrics,
+}
+
+/// What the store knows about one entity beyond its series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntityRecord {
+    /// Start of the first window it appeared in (ms).
+    pub first_seen_ms: i64,
+    /// Start of the latest window it appeared in (ms).
+    pub last_seen_ms: i64,
+    /// Totals over its whole life.
+    pub totals: WindowMetrics,
+}
+
+/// One stored window after a commit (for the hot cache).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWindow {
+    /// Entity id.
+    pub entity: String,
+    /// Resolution.
+    pub resolution: Resolution,
+    /// Window start (ms).
+    pub start_ms: i64,
+    /// Metrics after the merge.
+    pub metrics: WindowMetrics,
+}
+
+/// What a committed batch changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    /// Windows as stored after the merge.
+    pub windows: Vec<StoredWindow>,
+    /// Entity records as stored after the merge.
+    pub records: Vec<(String, EntityRecord)>,
+}
+
+/// Storage of time series, entity records and de-duplication marks.
+pub trait Store: Send + Sync + 'static {
+    /// Commits a batch atomically (see the module doc); returns what changed.
+    fn apply(&self, batch: &WindowBatch) -> Result<Applied, StoreError>;
+
+    /// Hashes of the posts already counted for `kind` in the 1-second window
+    /// starting at `start_ms`, sorted.
+    fn seen(&self, kind: EntityKind, start_ms: i64) -> Result<Vec<u64>, StoreError>;
+
+    /// The kind's watermark: windows starting before it are closed.
+    fn watermark(&self, kind: EntityKind) -> Result<Option<i64>, StoreError>;
+
+    /// An entity's windows at `resolution` with start in `from_ms..=to_ms`, oldest first.
+    fn series(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        resolution: Resolution,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, WindowMetrics)>, StoreError>;
+
+    /// One entity's record.
+    fn entity(&self, kind: EntityKind, id: &str) -> Result<Option<EntityRecord>, StoreError>;
+
+    /// Every entity of a kind whose latest window starts at or after `since_ms`.
+    fn entities(
+        &self,
+        kind: EntityKind,
+        since_ms: i64,
+    ) -> Result<Vec<(String, EntityRecord)>, StoreError>;
+
+    /// Drops data older than its resolution's retention; returns the number
+    /// of partitions dropped.
+    fn expire(&self, now_ms: i64) -> Result<usize, StoreError>;
+
+    /// Makes everything committed durable on disk.
+    fn sync(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,98 @@
+//! The web server: REST API, WebSocket feed, health and metrics.
+
+pub mod error;
+pub mod ingest;
+pub mod queries;
+pub mod routes;
+pub mod ws;
+
+use crate::actors::hub::Hub;
+use crate::actors::supervisor::{Slot, Supervisor};
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::store::cache::HotCache;
+use crate::store::Store;
+use actix::Addr;
+use actix_web::{web, App, HttpServer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// The bus (ingest publishes here).
+    pub bus: Arc<dyn Bus>,
+    /// The store (lookups).
+    pub store: Arc<dyn Store>,
+    /// Hot metrics.
+    pub cache: HotCache,
+    /// The live hub.
+    pub hub: Slot<Hub>,
+    /// The supervisor (admin).
+    pub supervisor: Addr<Supervisor>,
+    next_session: AtomicU64,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(
+        config: Arc<Config>,
+        bus: Arc<dyn Bus>,
+        store: Arc<dyn Store>,
+        cache: HotCache,
+        hub: Slot<Hub>,
+        supervisor: Addr<Supervisor>,
+    ) -> Self {
+        AppState {
+            config,
+            bus,
+            store,
+            cache,
+            hub,
+            supervisor,
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh WebSocket session id.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Binds the server; returns it (not yet awaited) and the bound address.
+pub fn bind(
+    state: web::Data<AppState>,
+) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
+    let cfg = state.config.http.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                error::ApiError::BadRequest("invalid_query", e.to_string()).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                error::ApiError::BadRequest("invalid_path", e.to_string()).into()
+            }))
+            .configure(routes::configure)
+            .route("/ws", web::get().to(ws::connect))
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(error::ApiError::NotFound("no such route".into()))
+            }))
+    })
+    .disable_signals()
+    .shutdown_timeout(10);
+    let server = if cfg.workers > 0 {
+        server.workers(cfg.workers)
+    } else {
+        server
+    };
+    let server = server.bind(&cfg.listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("server bound to no address"))?;
+    Ok((server.run(), addr))
+}

@@ -1,0 +1,401 @@
+//! Metric lookups shared by the REST handlers and the WebSocket's initial
+//! snapshot. They block on the store (call them from a blocking pool); hot
+//! entity lookups are served from the moka cache.
+
+use super::error::ApiError;
+use crate::actors::aggregator::window::{MetricsView, Resolution, WindowMetrics};
+use crate::domain::{EntityKind, MACRO_ID};
+use crate::store::cache::{EntityLatest, HotCache};
+use crate::store::Store;
+use serde::Serialize;
+
+/// Largest number of windows one series request may return.
+pub const MAX_SERIES_POINTS: i64 = 10_000;
+/// Largest `limit` of an entity listing.
+pub const MAX_LIST: usize = 1_000;
+
+/// Parses a time given as RFC 3339 or as unix milliseconds.
+pub fn parse_time(s: &str) -> Result<i64, ApiError> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            ApiError::BadRequest(
+                "invalid_time",
+                format!("`{s}` is neither RFC 3339 nor unix milliseconds: {e}"),
+            )
+        })
+}
+
+/// Parses a period such as `90s`, `15m`, `1h`, `7d`; `all` is `None`.
+pub fn parse_period(s: &str) -> Result<Option<i64>, ApiError> {
+    if s == "all" {
+        return Ok(None);
+    }
+    let bad = || {
+        ApiError::BadRequest(
+            "invalid_period",
+            format!("period `{s}` must be a number with s, m, h or d (e.g. 15m, 24h), or `all`"),
+        )
+    };
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    if n <= 0 || n > 400 * 86_400_000 / unit_ms {
+        return Err(bad());
+    }
+    Ok(Some(n * unit_ms))
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// A window in a response.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowView {
+    /// Window start, ms since the epoch.
+    pub start_ms: i64,
+    /// Window start, RFC 3339.
+    pub start: String,
+    /// The window's metrics.
+    #[serde(flatten)]
+    pub metrics: MetricsView,
+}
+
+impl WindowView {
+    fn new(start_ms: i64, m: &WindowMetrics) -> Self {
+        WindowView {
+            start_ms,
+            start: rfc3339(start_ms),
+            metrics: m.view(),
+        }
+    }
+}
+
+/// Latest window per resolution.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LatestWindows {
+    /// Latest 1-second window.
+    #[serde(rename = "1s", skip_serializing_if = "Option::is_none")]
+    pub s1: Option<WindowView>,
+    /// Latest 1-minute window.
+    #[serde(rename = "1m", skip_serializing_if = "Option::is_none")]
+    pub m1: Option<WindowView>,
+    /// Latest 1-hour window.
+    #[serde(rename = "1h", skip_serializing_if = "Option::is_none")]
+    pub h1: Option<WindowView>,
+}
+
+/// An entity's totals and latest windows.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityView {
+    /// Kind.
+    pub kind: EntityKind,
+    /// Id.
+    pub id: String,
+    /// Start of its first window.
+    pub first_seen: String,
+    /// Start of its latest window.
+    pub last_seen: String,
+    /// Totals over its whole life.
+    #[serde(flatten)]
+    pub totals: MetricsView,
+    /// Latest windows.
+    pub latest: LatestWindows,
+}
+
+/// Loads an entity: cache first, store on a miss (then cached).
+pub fn entity(
+    store: &dyn Store,
+    cache: &HotCache,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Option<EntityView>, ApiError> {
+    let latest = match cache.get(kind, id) {
+        Some(hit) => hit,
+        None => {
+            let Some(record) = store.entity(kind, id)? else {
+                return Ok(None);
+            };
+            let mut latest = EntityLatest {
+                record,
+                latest: Default::default(),
+            };
+            for res in Resolution::ALL {
+                let at = latest.record.last_seen_ms;
+                let window = store
+                    .series(kind, id, res, res.window_start(at), res.window_start(at))?
+                    .pop();
+                if let Some(slot) = latest.latest.get_mut(usize::from(res.tag())) {
+                    *slot = window;
+                }
+            }
+            cache.insert(kind, id, latest)
+        }
+    };
+    let view = |res: Resolution| latest.window(res).map(|(ts, m)| WindowView::new(*ts, m));
+    Ok(Some(EntityView {
+        kind,
+        id: id.to_string(),
+        first_seen: rfc3339(latest.record.first_seen_ms),
+        last_seen: rfc3339(latest.record.last_seen_ms),
+        totals: latest.record.totals.view(),
+        latest: LatestWindows {
+            s1: view(Resolution::Second),
+            m1: view(Resolution::Minute),
+            h1: view(Resolution::Hour),
+        },
+    }))
+}
+
+/// `GET /api/metrics/overall`: the macro entity; all zeros before the first post.
+pub fn overall(store: &dyn Store, cache: &HotCache) -> Result<EntityView, ApiError> {
+    Ok(entity(store, cache, EntityKind::Macro, MACRO_ID)?.unwrap_or_else(|| EntityView {
+        kind: EntityKind::Macro,
+        id: MACRO_ID.into(),
+        first_seen: String::new(),
+        last_seen: String::new(),
+        totals: WindowMetrics::default().view(),
+        latest: LatestWindows::default(),
+    }))
+}
+
+/// How to order an entity listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// Most posts first.
+    Volume,
+    /// Most positive sentiment_index first.
+    Sentiment,
+    /// Most above its own baseline first.
+    Popularity,
+    /// Largest share of voice first (same order as volume).
+    ShareOfVoice,
+}
+
+impl SortBy {
+    /// Parses `volume`, `sentiment`/`sentiment_index`, `popularity`, `share_of_voice`.
+    pub fn parse(s: &str) -> Result<SortBy, ApiError> {
+        match s {
+            "volume" => Ok(SortBy::Volume),
+            "sentiment" | "sentiment_index" => Ok(SortBy::Sentiment),
+            "popularity" => Ok(SortBy::Popularity),
+            "share_of_voice" => Ok(SortBy::ShareOfVoice),
+            _ => Err(ApiError::BadRequest(
+                "invalid_sort",
+                format!("sort `{s}` must be volume, sentiment, popularity or share_of_voice"),
+            )),
+        }
+    }
+}
+
+/// One row of an entity listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankedEntity {
+    /// Id.
+    pub id: String,
+    /// Metrics over the period.
+    #[serde(flatten)]
+    pub metrics: MetricsView,
+    /// Share of the kind's volume over the period, 0..1.
+    pub share_of_voice: f64,
+    /// Activity over the period against the entity's own baseline (the 24 h
+    /// before the period, per unit of time): 1.0 is usual, 3.0 three times
+    /// busier. Absent without a baseline (a new entity, or `period=all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<f64>,
+}
+
+/// An entity listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranking {
+    /// Kind listed.
+    pub kind: EntityKind,
+    /// Period covered (`all`, or e.g. `1h`).
+    pub period: String,
+    /// Period start (absent for `all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Period end.
+    pub to: String,
+    /// Entities active in the period.
+    pub total: usize,
+    /// The page.
+    pub entities: Vec<RankedEntity>,
+}
+
+/// Baseline span for popularity.
+const BASELINE_MS: i64 = 24 * 3_600_000;
+
+/// Lists a kind's entities over a period (`None` = all time).
+pub fn rank(
+    store: &dyn Store,
+    kind: EntityKind,
+    period_ms: Option<i64>,
+    period_label: &str,
+    sort: SortBy,
+    limit: usize,
+    now_ms: i64,
+) -> Result<Ranking, ApiError> {
+    let since = period_ms.map_or(i64::MIN, |p| now_ms - p);
+    let records = store.entities(kind, since.saturating_sub(60_000))?;
+    let mut rows: Vec<(String, WindowMetrics, Option<f64>)> = Vec::with_capacity(records.len());
+    for (id, record) in records {
+        match period_ms {
+            None => rows.push((id, record.totals, None)),
+            Some(p) => {
+                let res = if p <= 6 * 3_600_000 {
+                    Resolution::Minute
+                } else {
+                    Resolution::Hour
+                };
+                let mut m = WindowMetrics::default();
+                for (_, w) in store.series(kind, &id, res, res.window_start(since), now_ms)? {
+                    m.merge(&w);
+                }
+                if m.volume == 0 {
+                    continue;
+                }
+                let base_from = since - BASELINE_MS;
+                let baseline: u64 = store
+                    .series(kind, &id, Resolution::Hour, Resolution::Hour.window_start(base_from), since - 1)?
+                    .iter()
+                    .filter(|(ts, _)| *ts + Resolution::Hour.millis() <= since)
+                    .map(|(_, w)| w.volume)
+                    .sum();
+                let popularity = (baseline > 0).then(|| {
+                    let usual = baseline as f64 * p as f64 / BASELINE_MS as f64;
+                    m.volume as f64 / usual
+                });
+                rows.push((id, m, popularity));
+            }
+        }
+    }
+    let total_volume: u64 = rows.iter().map(|(_, m, _)| m.volume).sum();
+    let mut ranked: Vec<RankedEntity> = rows
+        .into_iter()
+        .map(|(id, m, popularity)| RankedEntity {
+            id,
+            share_of_voice: if total_volume > 0 {
+                m.volume as f64 / total_volume as f64
+            } else {
+                0.0
+            },
+            metrics: m.view(),
+            popularity,
+        })
+        .collect();
+    let key = |r: &RankedEntity| -> f64 {
+        match sort {
+            SortBy::Volume | SortBy::ShareOfVoice => r.metrics.volume as f64,
+            SortBy::Sentiment => r.metrics.sentiment_index.unwrap_or(f64::NEG_INFINITY),
+            SortBy::Popularity => r.popularity.unwrap_or(f64::NEG_INFINITY),
+        }
+    };
+    ranked.sort_by(|a, b| {
+        key(b)
+            .total_cmp(&key(a))
+            .then_with(|| b.metrics.volume.cmp(&a.metrics.volume))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let total = ranked.len();
+    ranked.truncate(limit.min(MAX_LIST));
+    Ok(Ranking {
+        kind,
+        period: period_label.to_string(),
+        from: period_ms.map(|_| rfc3339(since)),
+        to: rfc3339(now_ms),
+        total,
+        entities: ranked,
+    })
+}
+
+/// A series response.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    /// Kind.
+    pub kind: EntityKind,
+    /// Id.
+    pub id: String,
+    /// Resolution.
+    pub resolution: Resolution,
+    /// First window start requested (ms).
+    pub from_ms: i64,
+    /// Last window start requested (ms).
+    pub to_ms: i64,
+    /// Windows with at least one post, oldest first (empty windows are absent).
+    pub points: Vec<WindowView>,
+}
+
+/// An entity's series at `resolution` between `from_ms` and `to_ms` (window starts).
+pub fn series(
+    store: &dyn Store,
+    kind: EntityKind,
+    id: &str,
+    resolution: Resolution,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Series, ApiError> {
+    if from_ms > to_ms {
+        return Err(ApiError::BadRequest(
+            "invalid_range",
+            "`from` is after `to`".into(),
+        ));
+    }
+    let (from, to) = (resolution.window_start(from_ms), resolution.window_start(to_ms));
+    if (to - from) / resolution.millis() >= MAX_SERIES_POINTS {
+        return Err(ApiError::BadRequest(
+            "range_too_large",
+            format!(
+                "the range spans more than {MAX_SERIES_POINTS} windows at {}; narrow it or use a coarser resolution",
+                resolution.as_str()
+            ),
+        ));
+    }
+    let points = store
+        .series(kind, id, resolution, from, to)?
+        .iter()
+        .map(|(ts, m)| WindowView::new(*ts, m))
+        .collect();
+    Ok(Series {
+        kind,
+        id: id.to_string(),
+        resolution,
+        from_ms: from,
+        to_ms: to,
+        points,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_as_rfc3339_or_unix_ms() {
+        assert_eq!(parse_time("1000").ok(), Some(1000));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z").ok(), Some(1000));
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn periods_parse_with_units() {
+        assert_eq!(parse_period("15m").ok(), Some(Some(900_000)));
+        assert_eq!(parse_period("all").ok(), Some(None));
+        assert!(parse_period("15x").is_err());
+        assert!(parse_period("-1h").is_err());
+        assert!(parse_period("").is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! REST handlers: health, Prometheus metrics, metric lookups, admin.
+
+use super::error::ApiError;
+use super::queries::{self, SortBy};
+use super::AppState;
+use crate::actors::aggregator::window::Resolution;
+use crate::actors::hub::CountSessions;
+use crate::actors::supervisor::GetStatus;
+use crate::domain::EntityKind;
+use crate::telemetry::metrics::{self, gauges};
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+/// The REST routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(healthz))
+        .route("/metrics", web::get().to(prometheus))
+        .route("/api/ingest", web::post().to(super::ingest::ingest))
+        .route("/api/metrics/overall", web::get().to(overall))
+        .route("/api/metrics/{dimension}", web::get().to(dimension))
+        .route("/api/entities/{kind}", web::get().to(list_entities))
+        .route("/api/entities/{kind}/{id}", web::get().to(get_entity))
+        .route("/api/entities/{kind}/{id}/series", web::get().to(get_series))
+        .route("/api/admin/actors", web::get().to(admin_actors))
+        .route("/api/admin/dlq", web::get().to(admin_dlq));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+fn parse_kind(s: &str) -> Result<EntityKind, ApiError> {
+    EntityKind::parse(s).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "unknown entity kind `{s}` (kinds: {})",
+            EntityKind::ALL.map(EntityKind::as_str).join(", ")
+        ))
+    })
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn overall(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let s = state.clone();
+    let view = web::block(move || queries::overall(s.store.as_ref(), &s.cache)).await??;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Query of the listings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `volume` (default), `sentiment`, `popularity`, `share_of_voice`.
+    sort: Option<String>,
+    /// Page size (default 20, at most 1000).
+    limit: Option<usize>,
+    /// Period: `all` or e.g. `15m`, `1h` (default), `24h`.
+    period: Option<String>,
+}
+
+async fn ranked(
+    state: web::Data<AppState>,
+    kind: EntityKind,
+    q: ListQuery,
+    default_period: &str,
+) -> Result<HttpResponse, ApiError> {
+    let sort = SortBy::parse(q.sort.as_deref().unwrap_or("volume"))?;
+    let label = q.period.unwrap_or_else(|| default_period.to_string());
+    let period = queries::parse_period(&label)?;
+    let limit = q.limit.unwrap_or(20);
+    if limit == 0 || limit > queries::MAX_LIST {
+        return Err(ApiError::BadRequest(
+            "invalid_limit",
+            format!("limit must be 1..={}", queries::MAX_LIST),
+        ));
+    }
+    let s = state.clone();
+    let ranking = web::block(move || {
+        queries::rank(s.store.as_ref(), kind, period, &label, sort, limit, now_ms())
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(ranking))
+}
+
+async fn dimension(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let kind = match name.as_str() {
+        "geo" | "geos" => EntityKind::Geo,
+        "products" | "product" => EntityKind::Product,
+        "channels" | "channel" => EntityKind::Channel,
+        "platforms" | "platform" => EntityKind::Platform,
+        _ => {
+            return Err(ApiError::NotFound(format!(
+                "unknown dimension `{name}` (dimensions: geo, products, channels, platforms)"
+            )))
+        }
+    };
+    ranked(state, kind, q.into_inner(), "all").await
+}
+
+async fn list_entities(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let kind = parse_kind(&path.into_inner())?;
+    ranked(state, kind, q.into_inner(), "1h").await
+}
+
+async fn get_entity(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, id) = path.into_inner();
+    let kind = parse_kind(&kind)?;
+    let s = state.clone();
+    let id2 = id.clone();
+    let view = web::block(move || queries::entity(s.store.as_ref(), &s.cache, kind, &id2)).await??;
+    match view {
+        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        None => Err(ApiError::NotFound(format!("no {kind} `{id}` has been seen"))),
+    }
+}
+
+/// Query of a series.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    /// `1s`, `1m` (default) or `1h`.
+    resolution: Option<String>,
+    /// Start, RFC 3339 or unix ms (default: 300 windows before `to`).
+    from: Option<String>,
+    /// End, RFC 3339 or unix ms (default: now).
+    to: Option<String>,
+}
+
+async fn get_series(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<SeriesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, id) = path.into_inner();
+    let kind = parse_kind(&kind)?;
+    let q = q.into_inner();
+    let res_name = q.resolution.unwrap_or_else(|| "1m".into());
+    let resolution = Resolution::parse(&res_name).ok_or_else(|| {
+        ApiError::BadRequest(
+            "invalid_resolution",
+            format!("resolution `{res_name}` must be 1s, 1m or 1h"),
+        )
+    })?;
+    let to = match q.to {
+        Some(t) => queries::parse_time(&t)?,
+        None => now_ms(),
+    };
+    let from = match q.from {
+        Some(f) => queries::parse_time(&f)?,
+        None => to - 299 * resolution.millis(),
+    };
+    let s = state.clone();
+    let series =
+        web::block(move || queries::series(s.store.as_ref(), kind, &id, resolution, from, to)).await??;
+    Ok(HttpResponse::Ok().json(series))
+}
+
+async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
+    let mut g: Vec<(&str, &str, String, f64)> = Vec::new();
+    for c in state.bus.consumer_stats() {
+        let labels = format!("stream=\"{}\",consumer=\"{}\"", c.stream, c.durable);
+        g.push((gauges::CONSUMER_PENDING.0, gauges::CONSUMER_PENDING.1, labels.clone(), c.pending as f64));
+        g.push((gauges::CONSUMER_ACK_PENDING.0, gauges::CONSUMER_ACK_PENDING.1, labels, c.ack_pending as f64));
+    }
+    g.sort_by(|a, b| a.0.cmp(b.0));
+    for s in state.bus.stream_stats() {
+        g.push((gauges::STREAM_MESSAGES.0, gauges::STREAM_MESSAGES.1, format!("stream=\"{}\"", s.stream), s.messages as f64));
+    }
+    if let Some(hub) = state.hub.get() {
+        if let Ok(n) = hub.send(CountSessions).await {
+            g.push((gauges::WS_CLIENTS.0, gauges::WS_CLIENTS.1, String::new(), n as f64));
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics::render(&g))
+}
+
+async fn admin_actors(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let actors = state
+        .supervisor
+        .send(GetStatus)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("supervisor: {e}")))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "actors": actors,
+        "consumers": state.bus.consumer_stats(),
+        "streams": state.bus.stream_stats(),
+    })))
+}
+
+async fn admin_dlq(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "dead_letters": state.bus.dead_letters() }))
+}

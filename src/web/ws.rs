@@ -1,0 +1,244 @@
+//! `GET /ws`: the live WebSocket feed. Each connection is a [`WsSession`]
+//! actor; actix-ws is the transport.
+//!
+//! On connect the session sends `metrics:initial` (the overall totals and
+//! latest windows), then joins the hub, which pushes `metrics:update` once a
+//! second. Frames are JSON text.
+//!
+//! Owns: its outgoing queue. Mailbox: bounded ([`MAILBOX`]); the hub pushes
+//! with `try_send`. The outgoing queue holds at most `http.ws_queue_len`
+//! frames: when a client reads too slowly the oldest frames are dropped and
+//! counted, and a client that has had a whole queue's worth dropped in a row
+//! is told why and disconnected, so one slow client never slows the hub or
+//! anyone else. The server pings every [`HEARTBEAT`]; a client silent for
+//! `http.ws_client_timeout_s` is disconnected. Not restarted (a client reconnects).
+
+use super::error::ApiError;
+use super::{queries, AppState};
+use crate::actors::hub::{Hub, Join, Leave, Push};
+use crate::actors::supervisor::Slot;
+use crate::telemetry::metrics;
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Session mailbox capacity.
+pub const MAILBOX: usize = 64;
+/// Ping interval.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A WebSocket session.
+pub struct WsSession {
+    id: u64,
+    session: Option<Session>,
+    hub: Slot<Hub>,
+    joined: Option<Addr<Hub>>,
+    queue: VecDeque<Arc<str>>,
+    queue_len: usize,
+    dropped_in_a_row: usize,
+    sending: bool,
+    last_heard: Instant,
+    timeout: Duration,
+}
+
+impl WsSession {
+    fn enqueue(&mut self, frame: Arc<str>, ctx: &mut Context<Self>) {
+        if self.queue.len() >= self.queue_len {
+            self.queue.pop_front();
+            metrics::HUB_EVENTS_DROPPED.inc();
+            self.dropped_in_a_row += 1;
+            if self.dropped_in_a_row >= self.queue_len {
+                metrics::HUB_CLIENTS_DISCONNECTED_SLOW.inc();
+                tracing::warn!(session = self.id, "disconnecting a WebSocket client that stays too slow");
+                self.close(
+                    ctx,
+                    CloseCode::Policy,
+                    "too slow: the client did not keep up with the feed",
+                );
+                return;
+            }
+        }
+        self.queue.push_back(frame);
+        self.pump(ctx);
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.sending {
+            return;
+        }
+        let (Some(frame), Some(session)) = (self.queue.pop_front(), self.session.clone()) else {
+            return;
+        };
+        self.sending = true;
+        let mut session = session;
+        ctx.spawn(
+            async move { session.text(frame.to_string()).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    act.sending = false;
+                    act.dropped_in_a_row = 0;
+                    if res.is_err() {
+                        ctx.stop();
+                    } else {
+                        act.pump(ctx);
+                    }
+                }),
+        );
+    }
+
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, why: &str) {
+        if let Some(session) = self.session.take() {
+            let reason = CloseReason {
+                code,
+                description: Some(why.to_string()),
+            };
+            actix::spawn(async move {
+                let _ = session.close(Some(reason)).await;
+            });
+        }
+        ctx.stop();
+    }
+
+    fn join_hub(&mut self, ctx: &mut Context<Self>) {
+        let current = self.hub.get();
+        if current.is_some() && current != self.joined {
+            if let Some(hub) = &current {
+                hub.do_send(Join {
+                    id: self.id,
+                    session: ctx.address().recipient(),
+                });
+            }
+            self.joined = current;
+        }
+    }
+
+    fn error_frame(code: &str, message: &str) -> Arc<str> {
+        serde_json::json!({"type": "error", "error": {"code": code, "message": message}})
+            .to_string()
+            .into()
+    }
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        self.join_hub(ctx);
+        ctx.run_interval(HEARTBEAT, |act, ctx| {
+            if act.last_heard.elapsed() > act.timeout {
+                act.close(ctx, CloseCode::Away, "heartbeat timeout");
+                return;
+            }
+            act.join_hub(ctx);
+            if let Some(mut s) = act.session.clone() {
+                actix::spawn(async move {
+                    let _ = s.ping(b"starling").await;
+                });
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(hub) = &self.joined {
+            hub.do_send(Leave(self.id));
+        }
+    }
+}
+
+impl Handler<Push> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, Push(frame): Push, ctx: &mut Context<Self>) {
+        self.enqueue(frame, ctx);
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(AggregatedMessage::Ping(bytes)) => {
+                if let Some(mut s) = self.session.clone() {
+                    actix::spawn(async move {
+                        let _ = s.pong(&bytes).await;
+                    });
+                }
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Text(text)) => {
+                let frame = match serde_json::from_str::<serde_json::Value>(&text) {
+                    Err(e) => Self::error_frame("malformed_json", &format!("not JSON: {e}")),
+                    Ok(v) if v.get("type").and_then(|t| t.as_str()) == Some("ping") => {
+                        Arc::from(r#"{"type":"pong"}"#)
+                    }
+                    Ok(_) => Self::error_frame(
+                        "unsupported",
+                        "this server only pushes metrics; subscriptions are not available yet",
+                    ),
+                };
+                self.enqueue(frame, ctx);
+            }
+            Ok(AggregatedMessage::Binary(_)) => {
+                let frame = Self::error_frame("unsupported", "binary frames are not accepted; send JSON text");
+                self.enqueue(frame, ctx);
+            }
+            Ok(AggregatedMessage::Close(_)) => ctx.stop(),
+            Err(e) => {
+                self.close(ctx, CloseCode::Protocol, &format!("protocol error: {e}"));
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// The `/ws` handler: upgrades and starts a session actor.
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let max_frame = state.config.http.ws_max_frame_bytes;
+    let stream = stream
+        .max_frame_size(max_frame)
+        .aggregate_continuations()
+        .max_continuation_size(max_frame);
+    let s = state.clone();
+    let initial = web::block(move || queries::overall(s.store.as_ref(), &s.cache))
+        .await
+        .map_err(ApiError::from)?
+        .map_err(actix_web::Error::from)?;
+    let frame: Arc<str> = serde_json::json!({"type": "metrics:initial", "overall": initial})
+        .to_string()
+        .into();
+    let id = state.next_session_id();
+    let cfg = &state.config.http;
+    let hub = state.hub.clone();
+    let queue_len = cfg.ws_queue_len.max(1);
+    let timeout = Duration::from_secs(cfg.ws_client_timeout_s.max(1));
+    WsSession::create(move |ctx| {
+        ctx.add_stream(stream);
+        let mut s = WsSession {
+            id,
+            session: Some(session),
+            hub,
+            joined: None,
+            queue: VecDeque::new(),
+            queue_len,
+            dropped_in_a_row: 0,
+            sending: false,
+            last_heard: Instant::now(),
+            timeout,
+        };
+        s.enqueue(frame, ctx);
+        s
+    });
+    Ok(response)
+}

@@ -1,0 +1,171 @@
+//! The bus conformance suite: the semantics every `Bus` must have (see
+//! `starling::bus`). Each check is a function over `Arc<dyn Bus>`; the
+//! in-process bus runs them here, the JetStream bus will run the same ones.
+
+use bytes::Bytes;
+use starling::bus::memory::MemoryBus;
+use starling::bus::{Bus, ConsumerSpec, StreamName, Subject};
+use starling::config::BusConfig;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn spec(durable: &str, ack_wait_ms: u64, max_deliver: u32) -> ConsumerSpec {
+    ConsumerSpec {
+        stream: StreamName::Raw,
+        durable: durable.into(),
+        ack_wait: Duration::from_millis(ack_wait_ms),
+        max_deliver,
+        max_ack_pending: 10_000,
+    }
+}
+
+async fn publish_n(bus: &dyn Bus, n: usize, prefix: &str) {
+    for i in 0..n {
+        bus.publish(Subject::RawPosts, &format!("{prefix}{i}"), Bytes::from(format!("{prefix}{i}")))
+            .await
+            .expect("publish");
+    }
+}
+
+async fn drain(c: &mut Box<dyn starling::bus::Consumer>, want: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        if got.len() >= want {
+            break;
+        }
+        for d in c.fetch(100, Duration::from_millis(100)).await.expect("fetch") {
+            got.push(String::from_utf8_lossy(&d.payload).into_owned());
+            d.ack().await.expect("ack");
+        }
+    }
+    got
+}
+
+async fn duplicate_ids_are_stored_once(bus: Arc<dyn Bus>) {
+    let mut c = bus.consumer(spec("dup", 5_000, 5)).await.expect("consumer");
+    let first = bus.publish(Subject::RawPosts, "same", Bytes::from("a")).await.expect("publish");
+    let again = bus.publish(Subject::RawPosts, "same", Bytes::from("b")).await.expect("publish");
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(first.seq, again.seq);
+    let got = drain(&mut c, 1).await;
+    assert_eq!(got, vec!["a"]);
+    assert!(c.fetch(10, Duration::from_millis(200)).await.expect("fetch").is_empty());
+}
+
+async fn one_durable_shares_work_and_two_durables_each_get_everything(bus: Arc<dyn Bus>) {
+    let mut a1 = bus.consumer(spec("shared", 5_000, 5)).await.expect("consumer");
+    let mut a2 = bus.consumer(spec("shared", 5_000, 5)).await.expect("consumer");
+    let mut b = bus.consumer(spec("other", 5_000, 5)).await.expect("consumer");
+    publish_n(bus.as_ref(), 100, "w").await;
+    let mut shared = HashSet::new();
+    for _ in 0..50 {
+        if shared.len() >= 100 {
+            break;
+        }
+        for c in [&mut a1, &mut a2] {
+            for d in c.fetch(7, Duration::from_millis(50)).await.expect("fetch") {
+                assert!(shared.insert(d.seq), "a message went to two members of one durable");
+                d.ack().await.expect("ack");
+            }
+        }
+    }
+    assert_eq!(shared.len(), 100);
+    assert_eq!(drain(&mut b, 100).await.len(), 100);
+}
+
+async fn unacknowledged_messages_are_redelivered(bus: Arc<dyn Bus>) {
+    let mut c = bus.consumer(spec("redeliver", 200, 5)).await.expect("consumer");
+    publish_n(bus.as_ref(), 1, "r").await;
+    let first = c.fetch(10, Duration::from_secs(2)).await.expect("fetch");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].delivered, 1);
+    drop(first); // never acknowledged
+    let again = c.fetch(10, Duration::from_secs(3)).await.expect("fetch");
+    assert_eq!(again.len(), 1, "redelivered after ack_wait");
+    assert_eq!(again[0].delivered, 2);
+    let seq = again[0].seq;
+    for d in again {
+        d.nak(Duration::from_millis(50)).await.expect("nak");
+    }
+    let third = c.fetch(10, Duration::from_secs(3)).await.expect("fetch");
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].seq, seq);
+    for d in third {
+        d.ack().await.expect("ack");
+    }
+    assert!(c.fetch(10, Duration::from_millis(400)).await.expect("fetch").is_empty());
+}
+
+async fn poison_messages_are_dead_lettered_after_max_deliver(bus: Arc<dyn Bus>) {
+    let mut c = bus.consumer(spec("poison", 100, 2)).await.expect("consumer");
+    bus.publish(Subject::RawPosts, "poison-1", Bytes::from("bad")).await.expect("publish");
+    publish_n(bus.as_ref(), 3, "fine").await;
+    let mut good = 0;
+    for _ in 0..40 {
+        for d in c.fetch(10, Duration::from_millis(100)).await.expect("fetch") {
+            if d.payload.as_ref() == b"bad" {
+                drop(d); // fails every time
+            } else {
+                good += 1;
+                d.ack().await.expect("ack");
+            }
+        }
+    }
+    assert_eq!(good, 3, "the poison message did not block the others");
+    let dead = bus.dead_letters();
+    assert!(dead.iter().any(|d| d.payload == "bad" && d.durable == "poison"), "{dead:?}");
+    let stats = bus.consumer_stats();
+    let s = stats.iter().find(|s| s.durable == "poison").expect("stats");
+    assert_eq!(s.dead_lettered, 1);
+    assert_eq!(s.ack_pending, 0);
+}
+
+async fn a_full_stream_makes_publishers_wait(bus: Arc<dyn Bus>, max_msgs: usize) {
+    let mut c = bus.consumer(spec("slow", 5_000, 5)).await.expect("consumer");
+    publish_n(bus.as_ref(), max_msgs, "fill").await;
+    let blocked = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            bus.publish(Subject::RawPosts, "one-more", Bytes::from("one-more")).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!blocked.is_finished(), "publish must wait while the stream is full");
+    let got = drain(&mut c, max_msgs + 1).await;
+    assert_eq!(got.len(), max_msgs + 1, "nothing was dropped");
+    assert!(blocked.await.expect("join").is_ok());
+}
+
+fn memory(max_msgs: usize) -> Arc<dyn Bus> {
+    Arc::new(MemoryBus::new(&BusConfig {
+        stream_max_msgs: max_msgs,
+        ..BusConfig::default()
+    }))
+}
+
+#[tokio::test]
+async fn memory_duplicate_ids_are_stored_once() {
+    duplicate_ids_are_stored_once(memory(1_000)).await;
+}
+
+#[tokio::test]
+async fn memory_work_sharing_and_fan_out() {
+    one_durable_shares_work_and_two_durables_each_get_everything(memory(1_000)).await;
+}
+
+#[tokio::test]
+async fn memory_redelivery() {
+    unacknowledged_messages_are_redelivered(memory(1_000)).await;
+}
+
+#[tokio::test]
+async fn memory_dead_letters() {
+    poison_messages_are_dead_lettered_after_max_deliver(memory(1_000)).await;
+}
+
+#[tokio::test]
+async fn memory_back_pressure() {
+    a_full_stream_makes_publishers_wait(memory(50), 50).await;
+}

@@ -1,0 +1,88 @@
+//! Test helpers: start the real `starling` binary on port 0 with a temporary
+//! data directory, talk to it over HTTP and WebSocket, stop it with SIGINT.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running Starling process.
+pub struct Starling {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Starling {
+    /// Starts `starling run` on a free port over `data`, with extra flags.
+    pub fn start(data: &Path, extra: &[&str]) -> Starling {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(["run", "--http", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(["--synthetic-rate", "0"])
+            .args(extra)
+            .env("STARLING_LOG", "warn")
+            .env("STARLING_AGGREGATION__ALLOWED_LATENESS_MS", "500")
+            .env("STARLING_AGGREGATION__FLUSH_INTERVAL_MS", "100")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn starling");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("starling listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("starling did not report its address in 60 s");
+        Starling {
+            child: Some(child),
+            base,
+        }
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// `ws://…/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws", self.base.replacen("http://", "ws://", 1))
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for a clean exit.
+    pub fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        for _ in 0..600 {
+            if let Some(exit) = child.try_wait().expect("wait") {
+                assert!(exit.success(), "starling exited with {exit}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        panic!("starling did not stop within 60 s of SIGINT");
+    }
+}
+
+impl Drop for Starling {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Black-box tests of the whole pipeline: the real binary on port 0 with a
+//! temporary data directory, driven over HTTP and a real WebSocket client.
+
+mod common;
+
+use common::Starling;
+use futures_util::StreamExt as _;
+use serde_json::{json, Value};
+use starling::nlp::LexiconScorer;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const TEXTS: &[&str] = &[
+    "$SOL to the moon, I love this community 🚀",
+    "I hate this #outage, cancelling my plan today",
+    "Release notes for v2 are out #update",
+    "not bad at all, the new router is great",
+    "worst support ever, want a refund $ETH",
+    "Anyone tried the app on Android?",
+];
+
+fn post(i: usize, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let age = if i % 10 == 0 {
+        chrono::Duration::hours(2)
+    } else {
+        chrono::Duration::milliseconds((i % 30) as i64 * 300)
+    };
+    let platform = ["twitter", "reddit", "bluesky"][i % 3];
+    let geo = ["Paris", "Lagos", "Osaka", "Lima"][i % 4];
+    let mut p = json!({
+        "id": format!("t-{i}"),
+        "platform": platform,
+        "text": TEXTS[i % TEXTS.len()],
+        "author": {"id": format!("u{}", i % 17), "handle": format!("user{}", i % 17), "followers": (i % 5) * 1000},
+        "created_at": (now - age).to_rfc3339(),
+        "engagement": {"likes": i % 7, "reposts": i % 3, "replies": 1},
+        "geo": geo,
+    });
+    if i % 4 < 2 {
+        let product = ["app", "router"][i % 2];
+        p["product"] = json!(product);
+    }
+    p
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder().timeout(Duration::from_secs(30)).finish()
+}
+
+async fn get(s: &Starling, path: &str) -> Value {
+    let mut r = client().get(s.url(path)).send().await.expect("GET");
+    assert!(r.status().is_success(), "GET {path}: {}", r.status());
+    r.json::<Value>().limit(16 << 20).await.expect("json")
+}
+
+async fn ingest(s: &Starling, body: impl Into<Vec<u8>>, content_type: &str) -> (u16, Value) {
+    let mut r = client()
+        .post(s.url("/api/ingest"))
+        .insert_header(("content-type", content_type))
+        .send_body(body.into())
+        .await
+        .expect("POST");
+    let status = r.status().as_u16();
+    (status, r.json::<Value>().limit(16 << 20).await.expect("json body"))
+}
+
+/// Waits until every consumer has nothing pending or unacknowledged and the
+/// overall volume is `want`.
+async fn settle(s: &Starling, want: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let admin = get(s, "/api/admin/actors").await;
+        let idle = admin["consumers"]
+            .as_array()
+            .expect("consumers")
+            .iter()
+            .all(|c| c["pending"] == 0 && c["ack_pending"] == 0);
+        let overall = get(s, "/api/metrics/overall").await;
+        if idle && overall["volume"] == want {
+            return overall;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipeline did not settle at volume {want}: {overall}\n{admin}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Expected {
+    volume: u64,
+    sentiment_sum: f64,
+    positive: u64,
+    negative: u64,
+    neutral: u64,
+    platforms: HashMap<String, u64>,
+    sol: u64,
+}
+
+fn expected(posts: &[Value]) -> Expected {
+    let scorer = LexiconScorer::new();
+    let mut e = Expected {
+        volume: 0,
+        sentiment_sum: 0.0,
+        positive: 0,
+        negative: 0,
+        neutral: 0,
+        platforms: HashMap::new(),
+        sol: 0,
+    };
+    for p in posts {
+        let text = p["text"].as_str().expect("text");
+        let s = scorer.score(text).sentiment;
+        e.volume += 1;
+        e.sentiment_sum += s.score;
+        match s.label {
+            starling::domain::SentimentLabel::Positive => e.positive += 1,
+            starling::domain::SentimentLabel::Negative => e.negative += 1,
+            starling::domain::SentimentLabel::Neutral => e.neutral += 1,
+        }
+        *e.platforms.entry(p["platform"].as_str().expect("platform").to_string()).or_default() += 1;
+        if text.contains("$SOL") {
+            e.sol += 1;
+        }
+    }
+    e
+}
+
+fn check_overall(overall: &Value, e: &Expected) {
+    assert_eq!(overall["volume"], e.volume, "{overall}");
+    let sum = overall["sentiment_sum"].as_f64().expect("sentiment_sum");
+    assert!((sum - e.sentiment_sum).abs() < 1e-6, "sentiment sum {sum} != {}", e.sentiment_sum);
+    assert_eq!(overall["positive"], e.positive);
+    assert_eq!(overall["negative"], e.negative);
+    assert_eq!(overall["neutral"], e.neutral);
+    assert_eq!(overall["unique_authors"], 17);
+}
+
+#[actix_rt::test]
+async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..240).map(|i| post(i, now)).collect();
+    let e = expected(&posts);
+
+    let s = Starling::start(dir.path(), &[]);
+    let (status, body) = ingest(&s, serde_json::to_string(&posts).expect("json"), "application/json").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 240);
+    assert_eq!(body["rejected"], json!([]));
+    let overall = settle(&s, e.volume).await;
+    check_overall(&overall, &e);
+    assert!(overall["latest"]["1h"]["volume"].as_u64().expect("latest 1h") > 0);
+
+    let platforms = get(&s, "/api/metrics/platforms").await;
+    let got: HashMap<String, u64> = platforms["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .map(|r| (r["id"].as_str().expect("id").to_string(), r["volume"].as_u64().expect("volume")))
+        .collect();
+    assert_eq!(got, e.platforms);
+    let share: f64 = platforms["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .map(|r| r["share_of_voice"].as_f64().expect("share"))
+        .sum();
+    assert!((share - 1.0).abs() < 1e-9);
+
+    let projects = get(&s, "/api/entities/project?period=all&sort=volume").await;
+    let sol = projects["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .find(|r| r["id"] == "SOL")
+        .expect("SOL listed");
+    assert_eq!(sol["volume"], e.sol);
+
+    let from = (now - chrono::Duration::hours(3)).timestamp_millis();
+    let to = (now + chrono::Duration::minutes(1)).to_rfc3339();
+    let series = get(
+        &s,
+        &format!("/api/entities/macro/all/series?resolution=1m&from={from}&to={}", urlencode(&to)),
+    )
+    .await;
+    let total: u64 = series["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["volume"].as_u64().expect("volume"))
+        .sum();
+    assert_eq!(total, e.volume);
+
+    // A real WebSocket client: metrics:initial with the totals, then updates.
+    let (_, mut ws) = client().ws(s.ws_url()).connect().await.expect("ws connect");
+    let mut saw_initial = false;
+    let mut saw_update = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(saw_initial && saw_update) && Instant::now() < deadline {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        let Ok(Some(Ok(awc::ws::Frame::Text(text)))) = frame else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&text).expect("json frame");
+        match v["type"].as_str() {
+            Some("metrics:initial") => {
+                check_overall(&v["overall"], &e);
+                saw_initial = true;
+            }
+            Some("metrics:update") => saw_update = true,
+            other => panic!("unexpected frame {other:?}: {v}"),
+        }
+    }
+    assert!(saw_initial && saw_update, "initial {saw_initial}, update {saw_update}");
+
+    // The same posts again: accepted, counted once.
+    let (status, body) = ingest(&s, serde_json::to_string(&posts).expect("json"), "application/json").await;
+    assert_eq!(status, 202);
+    assert_eq!(body["duplicates"], 240);
+    check_overall(&settle(&s, e.volume).await, &e);
+    s.stop();
+
+    // Restart on the same directory: nothing lost, nothing counted twice,
+    // even for posts re-sent after the restart.
+    let s = Starling::start(dir.path(), &[]);
+    check_overall(&get(&s, "/api/metrics/overall").await, &e);
+    let (status, _) = ingest(&s, serde_json::to_string(&posts).expect("json"), "application/json").await;
+    assert_eq!(status, 202);
+    check_overall(&settle(&s, e.volume).await, &e);
+    let more: Vec<Value> = (240..300).map(|i| post(i, chrono::Utc::now())).collect();
+    let ndjson: String = more.iter().map(|p| format!("{p}\n")).collect();
+    let (status, body) = ingest(&s, ndjson, "application/x-ndjson").await;
+    assert_eq!(status, 202, "{body}");
+    let all: Vec<Value> = posts.iter().chain(more.iter()).cloned().collect();
+    let e_all = expected(&all);
+    check_overall(&settle(&s, e_all.volume).await, &e_all);
+    s.stop();
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[actix_rt::test]
+async fn bad_input_gets_clear_errors_and_valid_items_still_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Starling::start(dir.path(), &["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/small-limits.toml")]);
+    let now = chrono::Utc::now();
+
+    let (status, body) = ingest(&s, "[{\"id\": ", "application/json").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "malformed_json");
+
+    let (status, body) = ingest(&s, vec![b'[', 0xff, 0xfe, b']'], "application/json").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_utf8");
+
+    let (status, body) = ingest(&s, "x".repeat(70_000), "application/json").await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+
+    let mut future = post(1, now);
+    future["created_at"] = json!("2999-01-01T00:00:00Z");
+    let mut missing = post(2, now);
+    missing.as_object_mut().expect("object").remove("text");
+    let batch = json!([post(0, now), future, missing, post(3, now), {"id": "x", "platform": "twitter"}]);
+    let (status, body) = ingest(&s, batch.to_string(), "application/json").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 2);
+    let rejected = body["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.iter().map(|r| r["index"].as_u64().expect("index")).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert!(rejected[0]["error"].as_str().expect("error").contains("future"));
+    assert!(rejected[1]["error"].as_str().expect("error").contains("text"));
+
+    let mut lines = format!("{}\n", post(10, now));
+    lines.push_str("{not json}\n");
+    lines.push_str(&format!("{}\n", post(11, now)));
+    let mut bytes = lines.into_bytes();
+    bytes.extend_from_slice(&[0xff, b'\n']);
+    let (status, body) = ingest(&s, bytes, "application/x-ndjson").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 2);
+    let bad: Vec<u64> = body["rejected"].as_array().expect("rejected").iter().map(|r| r["index"].as_u64().expect("index")).collect();
+    assert_eq!(bad, vec![1, 3]);
+
+    let (status, body) = ingest(&s, json!([{"id": ""}]).to_string(), "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["code"], "invalid_items");
+
+    for (path, code, status) in [
+        ("/api/entities/planets", "not_found", 404),
+        ("/api/entities/macro/all/series?resolution=5s", "invalid_resolution", 400),
+        ("/api/entities/macro/all/series?from=yesterday", "invalid_time", 400),
+        ("/api/entities/project?sort=loudness", "invalid_sort", 400),
+        ("/nowhere", "not_found", 404),
+    ] {
+        let mut r = client().get(s.url(path)).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let v: Value = r.json().await.expect("json error");
+        assert_eq!(v["error"]["code"], code, "{path}: {v}");
+    }
+
+    // The four valid posts were all counted.
+    settle(&s, 4).await;
+    s.stop();
+}
