@@ -305,3 +305,77 @@ async fn bad_input_gets_clear_errors_and_valid_items_still_count() {
     settle(&s, 4).await;
     s.stop();
 }
+
+#[actix_rt::test]
+async fn a_jsonl_replay_is_counted_and_bad_lines_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..50).map(|i| post(i, now)).collect();
+    let mut file = String::new();
+    for (i, p) in posts.iter().enumerate() {
+        file.push_str(&format!("{p}\n"));
+        if i == 10 {
+            file.push_str("this line is not a post\n\n");
+        }
+    }
+    // A repeated post in the file is counted once.
+    file.push_str(&format!("{}\n", posts[3]));
+    let path = dir.path().join("posts.jsonl");
+    std::fs::write(&path, file).expect("write jsonl");
+    let data = dir.path().join("data");
+    let s = Starling::start(&data, &["--replay", path.to_str().expect("utf-8 path")]);
+    let e = expected(&posts);
+    check_overall(&settle(&s, e.volume).await, &e);
+    let admin = get(&s, "/api/admin/actors").await;
+    let replay = admin["actors"]
+        .as_array()
+        .expect("actors")
+        .iter()
+        .find(|a| a["name"] == "connector-replay-0")
+        .expect("replay actor listed");
+    assert_eq!(replay["state"], "finished");
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .body()
+        .await
+        .expect("body");
+    let text = String::from_utf8_lossy(&metrics);
+    assert!(text.contains("starling_connector_errors_total 1"), "{text}");
+    s.stop();
+}
+
+#[actix_rt::test]
+async fn the_synthetic_stream_feeds_every_entity_kind_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Starling::start(dir.path(), &["--synthetic-rate", "300"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let kinds = ["user", "project", "topic", "narrative", "platform", "channel", "product", "geo", "kol"];
+    let mut missing: Vec<&str> = kinds.to_vec();
+    while !missing.is_empty() {
+        assert!(Instant::now() < deadline, "no entities of kinds {missing:?} after 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut still = Vec::new();
+        for kind in missing {
+            let list = get(&s, &format!("/api/entities/{kind}?period=all&limit=5")).await;
+            if list["total"].as_u64().unwrap_or(0) == 0 {
+                still.push(kind);
+            }
+        }
+        missing = still;
+    }
+    let before = get(&s, "/api/metrics/overall").await["volume"].as_u64().expect("volume");
+    assert!(before > 0);
+    s.stop();
+    // Everything produced before the stop was drained and is there after it.
+    let s = Starling::start(dir.path(), &[]);
+    let after = get(&s, "/api/metrics/overall").await;
+    assert!(after["volume"].as_u64().expect("volume") >= before);
+    let sum = after["positive"].as_u64().unwrap_or(0)
+        + after["negative"].as_u64().unwrap_or(0)
+        + after["neutral"].as_u64().unwrap_or(0);
+    assert_eq!(sum, after["volume"].as_u64().expect("volume"));
+    s.stop();
+}

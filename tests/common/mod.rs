@@ -22,9 +22,10 @@ impl Starling {
         let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
             .args(["run", "--http", "127.0.0.1:0", "--data"])
             .arg(data)
-            .args(["--synthetic-rate", "0"])
             .args(extra)
             .env("STARLING_LOG", "warn")
+            // No synthetic stream unless a test asks for one with the flag.
+            .env("STARLING_CONNECTORS__SYNTHETIC__RATE", "0")
             .env("STARLING_AGGREGATION__ALLOWED_LATENESS_MS", "500")
             .env("STARLING_AGGREGATION__FLUSH_INTERVAL_MS", "100")
             .stdout(Stdio::piped())

@@ -14,7 +14,8 @@
 //! | `{prod}`, `{feat}`, `{issue}` | the post's product, one of its features, one of its failure phrases |
 //! | `{comp}`, `{rival}` | the company, a competitor |
 //! | `{at}`, `{tag}`, `{ntag}` | an `@mention`, a generic `#hashtag`, a hashtag of the post's narrative |
-//! | `{n}`, `{pct}`, `{price}`, `{amt}` | a small number, a percentage, a price, an amount of money |
+//! | `{n}`, `{pct}` | a small number, a percentage |
+//! | `{price}`, `{amt}`, `{cost}` | a price of the post's project, a large amount of money, a consumer-sized amount |
 //! | `{city}`, `{day}`, `{hour}`, `{since}` | the author's city, a day, a time of day, a past moment |
 //! | `{int}`, `{good}`, `{bad}` | an intensifier, a positive adjective, a negative adjective |
 //! | `{who}`, `{pal}`, `{xchg}` | a person, a form of address, an exchange |
@@ -87,6 +88,8 @@ pub struct Project {
     pub subreddit: &'static str,
     /// Relative share of posts about it.
     pub weight: u32,
+    /// Typical price in USD; `{price}` varies around it.
+    pub price: f64,
 }
 
 /// A product of the fictional company.
@@ -145,6 +148,7 @@ pub mod cat {
 pub const PROJECTS: &[Project] = &[
     Project {
         id: "BTC",
+        price: 65_000.0,
         names: &["bitcoin", "Bitcoin", "BITCOIN"],
         slug: "bitcoin",
         subreddit: "r/Bitcoin",
@@ -152,6 +156,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "ETH",
+        price: 3_200.0,
         names: &["ethereum", "Ethereum"],
         slug: "ethereum",
         subreddit: "r/ethereum",
@@ -159,6 +164,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "SOL",
+        price: 150.0,
         names: &["solana", "Solana", "SOLANA"],
         slug: "solana",
         subreddit: "r/solana",
@@ -166,6 +172,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "DOGE",
+        price: 0.15,
         names: &["dogecoin", "Dogecoin"],
         slug: "dogecoin",
         subreddit: "r/dogecoin",
@@ -173,6 +180,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "ADA",
+        price: 0.45,
         names: &["cardano", "Cardano"],
         slug: "cardano",
         subreddit: "r/cardano",
@@ -180,6 +188,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "AVAX",
+        price: 35.0,
         names: &["avalanche", "Avalanche"],
         slug: "avalanche",
         subreddit: "r/Avax",
@@ -187,6 +196,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "LINK",
+        price: 15.0,
         names: &["chainlink", "Chainlink"],
         slug: "chainlink",
         subreddit: "r/Chainlink",
@@ -194,6 +204,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "ARB",
+        price: 0.9,
         names: &["arbitrum", "Arbitrum"],
         slug: "arbitrum",
         subreddit: "r/arbitrum",
@@ -201,6 +212,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "PEPE",
+        price: 0.000_012,
         names: &["pepe", "Pepe"],
         slug: "pepe",
         subreddit: "r/pepecoin",
@@ -208,6 +220,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "WIF",
+        price: 2.5,
         names: &["dogwifhat"],
         slug: "dogwifhat",
         subreddit: "r/dogwifhat",
@@ -215,6 +228,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "BONK",
+        price: 0.000_02,
         names: &["bonk", "Bonk"],
         slug: "bonk",
         subreddit: "r/bonk",
@@ -222,6 +236,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "TIA",
+        price: 6.0,
         names: &["celestia", "Celestia"],
         slug: "celestia",
         subreddit: "r/CelestiaNetwork",
@@ -229,6 +244,7 @@ pub const PROJECTS: &[Project] = &[
     },
     Project {
         id: "OP",
+        price: 2.0,
         names: &["optimism", "Optimism"],
         slug: "optimism",
         subreddit: "r/optimism",
@@ -240,7 +256,7 @@ pub const PROJECTS: &[Project] = &[
 pub const PRODUCTS: &[Product] = &[
     Product {
         id: "nimbus-app",
-        names: &["the Nimbus app", "Nimbus app", "the Nimbus mobile app"],
+        names: &["Nimbus app", "Nimbus mobile app", "Nimbus App"],
         features: &[
             "dark mode",
             "offline sync",
@@ -263,7 +279,7 @@ pub const PRODUCTS: &[Product] = &[
     },
     Product {
         id: "nimbus-plus",
-        names: &["Nimbus Plus", "my Nimbus Plus plan", "the Nimbus Plus subscription"],
+        names: &["Nimbus Plus", "Nimbus+", "NimbusPlus"],
         features: &[
             "family sharing",
             "4K streaming",
@@ -285,7 +301,7 @@ pub const PRODUCTS: &[Product] = &[
     },
     Product {
         id: "nimbus-router",
-        names: &["the Nimbus Router X2", "Nimbus X2", "my Nimbus router"],
+        names: &["Nimbus Router X2", "Nimbus X2", "Nimbus router"],
         features: &[
             "wifi 7",
             "mesh mode",
@@ -307,7 +323,7 @@ pub const PRODUCTS: &[Product] = &[
     },
     Product {
         id: "nimbus-cloud",
-        names: &["Nimbus Cloud", "the Nimbus Cloud drive"],
+        names: &["Nimbus Cloud", "Nimbus Cloud drive"],
         features: &[
             "photo backup",
             "version history",
@@ -327,7 +343,7 @@ pub const PRODUCTS: &[Product] = &[
     },
     Product {
         id: "nimbus-wallet",
-        names: &["Nimbus Wallet", "the Nimbus wallet app"],
+        names: &["Nimbus Wallet", "Nimbus wallet app"],
         features: &[
             "the swap screen",
             "hardware wallet support",
@@ -724,7 +740,7 @@ pub const CATEGORIES: &[Category] = &[
             "the {name} discord mods banned me for asking about the unlock. pathetic {angry}",
             "{cash} underperforming everything for {n} weeks straight. I hate this {ne}",
             "{who} told me to buy {cash} at the top. never again {sad}",
-            "gas on {name} just cost me {amt} for a swap. insane {angry}",
+            "gas on {name} just cost me {cost} for a swap. insane {angry}",
             "{name} is dead money and I'm angry I didn't see it earlier {angry}",
             "{cash} liquidated my long at {price}. horrible day {sad}",
             "disappointed in {name} leadership. zero communication {ne}",
@@ -780,7 +796,7 @@ pub const CATEGORIES: &[Category] = &[
             "writing a thread on {name} vs {name2} architecture, will post {day}",
             "{cash} token unlock countdown: {n} days",
             "hosting a space on {name} scaling at {hour} UTC, come through {tag}",
-            "{cash} closed the week at {price}. {cash2} at {price}",
+            "{cash} closed the week at {price}. {cash2} {pct} lower",
             "{name} foundation publishes its quarterly transparency report",
         ],
     },
@@ -819,7 +835,7 @@ pub const CATEGORIES: &[Category] = &[
             "oh wonderful, {cash} down {pct} right after I bought. love that for me {se}",
             "wow {xchg} maintenance during the biggest {cash} move of the year, what timing {se}",
             "sure, {cash} to {price} any day now {se}",
-            "thanks {name}, I really wanted to pay {amt} in fees for a tiny swap {se}",
+            "thanks {name}, I really wanted to pay {cost} in fees for a tiny swap {se}",
             "nothing says 'decentralized' like {name} halting for {n} hours {se}",
             "love how every {cash} rally lasts exactly {n} minutes {se}",
             "yeah, totally normal for {cash2} to pump {pct} on no news {se}",
@@ -904,7 +920,7 @@ pub const CATEGORIES: &[Category] = &[
             "{prod} just works. best purchase this year {pe}",
             "moved from {rival} to {prod} last year and never looked back {pe}",
             "{comp} nailed it with {prod}. {int} happy {pe}",
-            "my {prod} finally arrived in {city} and it's {good} {pe}",
+            "just set up {prod} in {city} and it's {good} {pe}",
             "{prod} + {feat} = chef's kiss {pe}",
             "thank you {comp}! {prod} made my week {pe}",
             "the {prod} team actually listens to feedback. {feat} is exactly what I asked for",
@@ -924,7 +940,7 @@ pub const CATEGORIES: &[Category] = &[
             "{n} hours on hold with {comp} support and still no answer {angry}",
             "the latest {prod} update broke {feat}. terrible {ne}",
             "{prod} {issue}. worst experience I've had with any product {angry}",
-            "paid {amt} for {prod} and it {issue}. awful {ne}",
+            "paid {cost} for {prod} and it {issue}. awful {ne}",
             "{comp} support closed my ticket without reading it. useless {angry}",
             "really disappointed with {prod}. {feat} used to be great {sad}",
             "{prod} outage in {city} for {n} hours now. nobody at {comp} says anything {angry}",
@@ -944,12 +960,12 @@ pub const CATEGORIES: &[Category] = &[
         templates: &[
             "{comp} announces {feat} for {prod}, rollout starting {day}",
             "{prod} version {n}.{n} release notes: {feat} improvements and bug fixes",
-            "{prod} price goes to {amt}/month in {city} from {day}",
+            "{prod} price goes to {cost}/month in {city} from {day}",
             "{at} says the {prod} incident from {day} is resolved",
             "comparing {prod} and {rival} for {feat}, results in the thread 🧵",
             "{comp} will host a {prod} livestream {day} at {hour} UTC",
             "{prod} is now available in {city}",
-            "reviewed {prod} after {n} weeks: {feat} solid, battery average",
+            "reviewed {prod} after {n} weeks: {feat} solid, the rest average",
             "PSA: {prod} scheduled maintenance {day} {hour} UTC",
             "{prod} {feat} walkthrough video is up",
             "{comp} is hiring {n} support agents in {city}",
@@ -967,7 +983,7 @@ pub const CATEGORIES: &[Category] = &[
             "is {prod} down for anyone else in {city}?",
             "{at} any update on the {feat} issue?",
             "how do I export my data from {prod}?",
-            "is {prod} worth {amt} a month?",
+            "is {prod} worth {cost} a month?",
             "has anyone tried {feat} on {prod}? is it any good?",
             "why does {prod} need so many permissions?",
             "does {prod} support {feat} yet or is that still coming?",
@@ -981,7 +997,7 @@ pub const CATEGORIES: &[Category] = &[
         weight: 2,
         templates: &[
             "great, {prod} {issue} again, just what I needed {se}",
-            "love paying {amt} a month for a product that {issue} {se}",
+            "love paying {cost} a month for a product that {issue} {se}",
             "wow {comp} support, {n} days to reply with a copy-paste answer. amazing {se}",
             "oh cool, the {prod} update removed {feat}. exactly what nobody asked for {se}",
             "fantastic, {prod} {issue} right in the middle of my meeting {se}",
@@ -1003,7 +1019,7 @@ pub const CATEGORIES: &[Category] = &[
             "{comp} support wasn't helpful at all",
             "can't complain about {prod}, {feat} works fine",
             "never had a problem with {prod} until this week",
-            "{prod} isn't worth {amt}, not even close",
+            "{prod} isn't worth {cost}, not even close",
             "not impressed with {feat} on {prod}",
         ],
     },
@@ -1026,8 +1042,8 @@ pub const CATEGORIES: &[Category] = &[
             "bye {prod}. {n} years and I'm done with {comp} {ne}",
             "whole family switching to {rival}. {prod} refund requested",
             "if {comp} doesn't fix {feat} by {day} I'm going to cancel",
-            "unsubscribed from {prod}. not paying {amt} for this {ne}",
-            "{comp} wants {amt} more per month for {prod}? cancel. done with it",
+            "unsubscribed from {prod}. not paying {cost} for this {ne}",
+            "{comp} wants {cost} more per month for {prod}? cancel. done with it",
             "already cancelled {prod} and moved everything to {rival} {angry}",
             "refund please {at}, {prod} {issue} since day one",
             "time to cancel {prod}. {feat} has been broken for {n} weeks",

@@ -15,6 +15,7 @@ use crate::bus::Bus;
 use crate::config::SyntheticConfig;
 use crate::telemetry::metrics;
 use actix::prelude::*;
+use generator::Generator;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +68,7 @@ async fn generate(
     stop: StopSignal,
 ) -> Result<(), crate::bus::BusError> {
     let run_id = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
-    let _ = run_id; // PARKED
+    let mut generator = Generator::new(&cfg, run_id);
     let started = tokio::time::Instant::now();
     let mut produced: u64 = 0;
     let mut ticker = tokio::time::interval(TICK);
@@ -85,14 +86,15 @@ async fn generate(
         if due.saturating_sub(produced) > backlog_cap {
             produced = due - backlog_cap;
         }
-        let now_episode: Option<&'static str> = None; // PARKED
+        let now_episode = generator.episode_at(elapsed);
         if now_episode != episode {
             tracing::info!(episode = now_episode.unwrap_or("none"), "synthetic episode");
             episode = now_episode;
         }
         due = due.max(produced);
         while produced < due {
-            let _ = &bus; // PARKED
+            let post = generator.next_post(chrono::Utc::now(), elapsed);
+            publish_post(bus.as_ref(), &post).await?;
             metrics::CONNECTOR_POSTS.inc();
             produced += 1;
         }
