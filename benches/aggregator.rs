@@ -16,7 +16,11 @@ fn contribution(i: usize) -> Contribution {
     Contribution {
         author_hash: id_hash(&format!("u{}", i % 3_000)),
         engagement: (i % 50) as u64,
-        label: [SentimentLabel::Positive, SentimentLabel::Negative, SentimentLabel::Neutral][i % 3],
+        label: [
+            SentimentLabel::Positive,
+            SentimentLabel::Negative,
+            SentimentLabel::Neutral,
+        ][i % 3],
         score: ((i % 21) as f64 - 10.0) / 10.0,
         weight: 1.0 + (i % 9) as f64,
     }

@@ -50,10 +50,10 @@ pub async fn run(
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let store: Arc<dyn Store> = Arc::new(
-        EmbeddedStore::open(&config.store)
-            .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?,
-    );
+    let store: Arc<dyn Store> =
+        Arc::new(EmbeddedStore::open(&config.store).with_context(|| {
+            format!("opening the store in {}", config.store.data_dir.display())
+        })?);
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(&config.bus));
     let cache = HotCache::new(config.store.cache_entries);
     let supervisor = Supervisor::new(config.supervisor.clone()).start();
@@ -63,28 +63,45 @@ pub async fn run(
     let hub_slot: Slot<Hub> = Slot::default();
     {
         let slot = hub_slot.clone();
-        add(&supervisor, "hub", "hub", RestartPolicy::Permanent, move |c| {
-            let addr = Hub::start_in_arbiter(&c.arbiter, move |ctx| {
-                ctx.set_mailbox_capacity(hub::MAILBOX);
-                Hub::new(c.guard)
-            });
-            slot.set(addr);
-            Ok(())
-        })
+        add(
+            &supervisor,
+            "hub",
+            "hub",
+            RestartPolicy::Permanent,
+            move |c| {
+                let addr = Hub::start_in_arbiter(&c.arbiter, move |ctx| {
+                    ctx.set_mailbox_capacity(hub::MAILBOX);
+                    Hub::new(c.guard)
+                });
+                slot.set(addr);
+                Ok(())
+            },
+        )
         .await;
     }
     let writer_slot: Slot<StoreWriter> = Slot::default();
     {
-        let (slot, store, cache, hub) = (writer_slot.clone(), store.clone(), cache.clone(), hub_slot.clone());
-        add(&supervisor, "store-writer", "store", RestartPolicy::Permanent, move |c| {
-            let (store, cache, hub) = (store.clone(), cache.clone(), hub.clone());
-            let addr = StoreWriter::start_in_arbiter(&c.arbiter, move |ctx| {
-                ctx.set_mailbox_capacity(store_writer::MAILBOX);
-                StoreWriter::new(store, cache, hub, c.guard)
-            });
-            slot.set(addr);
-            Ok(())
-        })
+        let (slot, store, cache, hub) = (
+            writer_slot.clone(),
+            store.clone(),
+            cache.clone(),
+            hub_slot.clone(),
+        );
+        add(
+            &supervisor,
+            "store-writer",
+            "store",
+            RestartPolicy::Permanent,
+            move |c| {
+                let (store, cache, hub) = (store.clone(), cache.clone(), hub.clone());
+                let addr = StoreWriter::start_in_arbiter(&c.arbiter, move |ctx| {
+                    ctx.set_mailbox_capacity(store_writer::MAILBOX);
+                    StoreWriter::new(store, cache, hub, c.guard)
+                });
+                slot.set(addr);
+                Ok(())
+            },
+        )
         .await;
     }
     let mut aggregators: Vec<Slot<Aggregator>> = Vec::new();
@@ -99,15 +116,21 @@ pub async fn run(
             bus_cfg: config.bus.clone(),
         };
         let name = format!("aggregator-{kind}");
-        add(&supervisor, &name, "aggregator", RestartPolicy::Permanent, move |c| {
-            let deps = deps.clone();
-            let addr = Aggregator::start_in_arbiter(&c.arbiter, move |ctx| {
-                ctx.set_mailbox_capacity(crate::actors::aggregator::MAILBOX);
-                Aggregator::new(kind, deps, c.guard)
-            });
-            slot.set(addr);
-            Ok(())
-        })
+        add(
+            &supervisor,
+            &name,
+            "aggregator",
+            RestartPolicy::Permanent,
+            move |c| {
+                let deps = deps.clone();
+                let addr = Aggregator::start_in_arbiter(&c.arbiter, move |ctx| {
+                    ctx.set_mailbox_capacity(crate::actors::aggregator::MAILBOX);
+                    Aggregator::new(kind, deps, c.guard)
+                });
+                slot.set(addr);
+                Ok(())
+            },
+        )
         .await;
     }
     let scorer = Arc::new(LexiconScorer::new());
@@ -120,32 +143,60 @@ pub async fn run(
             cfg: config.classifier.clone(),
             bus_cfg: config.bus.clone(),
         };
-        add(&supervisor, &format!("classifier-{i}"), "classifier", RestartPolicy::Permanent, move |c| {
-            let deps = deps.clone();
-            ClassifierWorker::start_in_arbiter(&c.arbiter, move |ctx| {
-                ctx.set_mailbox_capacity(classifier::MAILBOX);
-                ClassifierWorker::new(deps, c.guard)
-            });
-            Ok(())
-        })
+        add(
+            &supervisor,
+            &format!("classifier-{i}"),
+            "classifier",
+            RestartPolicy::Permanent,
+            move |c| {
+                let deps = deps.clone();
+                ClassifierWorker::start_in_arbiter(&c.arbiter, move |ctx| {
+                    ctx.set_mailbox_capacity(classifier::MAILBOX);
+                    ClassifierWorker::new(deps, c.guard)
+                });
+                Ok(())
+            },
+        )
         .await;
     }
     if config.connectors.synthetic.rate > 0.0 {
-        let (cfg, bus, stop) = (config.connectors.synthetic.clone(), bus.clone(), stop_rx.clone());
-        add(&supervisor, "connector-synthetic", "connector", RestartPolicy::Permanent, move |c| {
-            let (cfg, bus, stop) = (cfg.clone(), bus.clone(), stop.clone());
-            Synthetic::start_in_arbiter(&c.arbiter, move |_| Synthetic::new(cfg, bus, stop, c.guard));
-            Ok(())
-        })
+        let (cfg, bus, stop) = (
+            config.connectors.synthetic.clone(),
+            bus.clone(),
+            stop_rx.clone(),
+        );
+        add(
+            &supervisor,
+            "connector-synthetic",
+            "connector",
+            RestartPolicy::Permanent,
+            move |c| {
+                let (cfg, bus, stop) = (cfg.clone(), bus.clone(), stop.clone());
+                Synthetic::start_in_arbiter(&c.arbiter, move |_| {
+                    Synthetic::new(cfg, bus, stop, c.guard)
+                });
+                Ok(())
+            },
+        )
         .await;
     }
     for (i, replay) in config.connectors.replay.iter().enumerate() {
-        let (cfg, bus, config2, stop) = (replay.clone(), bus.clone(), config.clone(), stop_rx.clone());
-        add(&supervisor, &format!("connector-replay-{i}"), "connector", RestartPolicy::Transient, move |c| {
-            let (cfg, bus, config2, stop) = (cfg.clone(), bus.clone(), config2.clone(), stop.clone());
-            Replay::start_in_arbiter(&c.arbiter, move |_| Replay::new(cfg, bus, config2, stop, c.guard));
-            Ok(())
-        })
+        let (cfg, bus, config2, stop) =
+            (replay.clone(), bus.clone(), config.clone(), stop_rx.clone());
+        add(
+            &supervisor,
+            &format!("connector-replay-{i}"),
+            "connector",
+            RestartPolicy::Transient,
+            move |c| {
+                let (cfg, bus, config2, stop) =
+                    (cfg.clone(), bus.clone(), config2.clone(), stop.clone());
+                Replay::start_in_arbiter(&c.arbiter, move |_| {
+                    Replay::new(cfg, bus, config2, stop, c.guard)
+                });
+                Ok(())
+            },
+        )
         .await;
     }
 
@@ -174,7 +225,8 @@ pub async fn run(
         hub_slot,
         supervisor.clone(),
     ));
-    let (server, addr) = web::bind(state).with_context(|| format!("binding {}", config.http.listen))?;
+    let (server, addr) =
+        web::bind(state).with_context(|| format!("binding {}", config.http.listen))?;
     let handle = server.handle();
     let server_task = actix_rt::spawn(server);
     tracing::info!(%addr, data_dir = %config.store.data_dir.display(), "starling is running");

@@ -286,10 +286,12 @@ impl Default for EntitiesConfig {
                 project("LINK", &["chainlink"]),
                 project("ARB", &["arbitrum"]),
             ],
-            keywords: ["outage", "refund", "cancel", "airdrop", "etf", "hack", "update"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            keywords: [
+                "outage", "refund", "cancel", "airdrop", "etf", "hack", "update",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             narratives: vec![
                 narrative("ai-agents", &["ai", "aiagents", "agents", "llm"]),
                 narrative("memecoins", &["memecoin", "memecoins", "doge", "pepe"]),
@@ -414,7 +416,9 @@ impl Config {
         if self.aggregation.flush_interval_ms == 0 {
             return bad("aggregation.flush_interval_ms must be at least 1");
         }
-        if self.bus.ack_wait_ms <= self.aggregation.allowed_lateness_ms + self.aggregation.flush_interval_ms {
+        if self.bus.ack_wait_ms
+            <= self.aggregation.allowed_lateness_ms + self.aggregation.flush_interval_ms
+        {
             return bad("bus.ack_wait_ms must exceed aggregation.allowed_lateness_ms + flush_interval_ms, or open windows would be redelivered");
         }
         if self.store.retention_1s_hours == 0
@@ -449,7 +453,9 @@ fn apply_env(tree: &mut toml::Table, var: &str, value: &str) -> Result<(), Confi
     if path.iter().any(|p| p.is_empty()) {
         return Err(err("empty field name".into()));
     }
-    let (last, sections) = path.split_last().ok_or_else(|| err("empty field name".into()))?;
+    let (last, sections) = path
+        .split_last()
+        .ok_or_else(|| err("empty field name".into()))?;
     let mut table = tree;
     for section in sections {
         table = match table.get_mut(section) {
@@ -474,8 +480,25 @@ fn apply_env(tree: &mut toml::Table, var: &str, value: &str) -> Result<(), Confi
 fn parse_env_value(value: &str) -> toml::Value {
     let doc = format!("v = {value}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(value.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(value.into())),
         Err(_) => toml::Value::String(value.to_string()),
+    }
+}
+
+impl Config {
+    /// The `created_at` range a post must fall in at `now` to be accepted:
+    /// no further in the future than the allowed clock skew, no older than
+    /// the longest retention.
+    pub fn post_limits(&self, now: chrono::DateTime<chrono::Utc>) -> crate::domain::PostLimits {
+        let days = i64::try_from(self.store.retention_1h_days)
+            .unwrap_or(36_500)
+            .min(36_500);
+        crate::domain::PostLimits {
+            newest: now + chrono::Duration::seconds(self.http.max_future_skew_s.max(0)),
+            oldest: now - chrono::Duration::days(days),
+        }
     }
 }
 
@@ -527,13 +550,19 @@ mod tests {
     fn unknown_env_field_is_rejected_by_name() {
         let e = Config::load(None, env(&[("STARLING_HTTP__LISTN", "x")])).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("STARLING_HTTP__LISTN") && msg.contains("listn"), "{msg}");
+        assert!(
+            msg.contains("STARLING_HTTP__LISTN") && msg.contains("listn"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn ill_typed_env_value_is_rejected() {
         let e = Config::load(None, env(&[("STARLING_CLASSIFIER__WORKERS", "many")])).unwrap_err();
-        assert!(e.to_string().contains("STARLING_CLASSIFIER__WORKERS"), "{e}");
+        assert!(
+            e.to_string().contains("STARLING_CLASSIFIER__WORKERS"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -550,18 +579,5 @@ mod tests {
     fn invalid_values_are_rejected() {
         let e = Config::load(None, env(&[("STARLING_CLASSIFIER__WORKERS", "0")])).unwrap_err();
         assert!(e.to_string().contains("workers"));
-    }
-}
-
-impl Config {
-    /// The `created_at` range a post must fall in at `now` to be accepted:
-    /// no further in the future than the allowed clock skew, no older than
-    /// the longest retention.
-    pub fn post_limits(&self, now: chrono::DateTime<chrono::Utc>) -> crate::domain::PostLimits {
-        let days = i64::try_from(self.store.retention_1h_days).unwrap_or(36_500).min(36_500);
-        crate::domain::PostLimits {
-            newest: now + chrono::Duration::seconds(self.http.max_future_skew_s.max(0)),
-            oldest: now - chrono::Duration::days(days),
-        }
     }
 }

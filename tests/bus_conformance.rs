@@ -22,9 +22,13 @@ fn spec(durable: &str, ack_wait_ms: u64, max_deliver: u32) -> ConsumerSpec {
 
 async fn publish_n(bus: &dyn Bus, n: usize, prefix: &str) {
     for i in 0..n {
-        bus.publish(Subject::RawPosts, &format!("{prefix}{i}"), Bytes::from(format!("{prefix}{i}")))
-            .await
-            .expect("publish");
+        bus.publish(
+            Subject::RawPosts,
+            &format!("{prefix}{i}"),
+            Bytes::from(format!("{prefix}{i}")),
+        )
+        .await
+        .expect("publish");
     }
 }
 
@@ -34,7 +38,11 @@ async fn drain(c: &mut Box<dyn starling::bus::Consumer>, want: usize) -> Vec<Str
         if got.len() >= want {
             break;
         }
-        for d in c.fetch(100, Duration::from_millis(100)).await.expect("fetch") {
+        for d in c
+            .fetch(100, Duration::from_millis(100))
+            .await
+            .expect("fetch")
+        {
             got.push(String::from_utf8_lossy(&d.payload).into_owned());
             d.ack().await.expect("ack");
         }
@@ -44,20 +52,39 @@ async fn drain(c: &mut Box<dyn starling::bus::Consumer>, want: usize) -> Vec<Str
 
 async fn duplicate_ids_are_stored_once(bus: Arc<dyn Bus>) {
     let mut c = bus.consumer(spec("dup", 5_000, 5)).await.expect("consumer");
-    let first = bus.publish(Subject::RawPosts, "same", Bytes::from("a")).await.expect("publish");
-    let again = bus.publish(Subject::RawPosts, "same", Bytes::from("b")).await.expect("publish");
+    let first = bus
+        .publish(Subject::RawPosts, "same", Bytes::from("a"))
+        .await
+        .expect("publish");
+    let again = bus
+        .publish(Subject::RawPosts, "same", Bytes::from("b"))
+        .await
+        .expect("publish");
     assert!(!first.duplicate);
     assert!(again.duplicate);
     assert_eq!(first.seq, again.seq);
     let got = drain(&mut c, 1).await;
     assert_eq!(got, vec!["a"]);
-    assert!(c.fetch(10, Duration::from_millis(200)).await.expect("fetch").is_empty());
+    assert!(c
+        .fetch(10, Duration::from_millis(200))
+        .await
+        .expect("fetch")
+        .is_empty());
 }
 
 async fn one_durable_shares_work_and_two_durables_each_get_everything(bus: Arc<dyn Bus>) {
-    let mut a1 = bus.consumer(spec("shared", 5_000, 5)).await.expect("consumer");
-    let mut a2 = bus.consumer(spec("shared", 5_000, 5)).await.expect("consumer");
-    let mut b = bus.consumer(spec("other", 5_000, 5)).await.expect("consumer");
+    let mut a1 = bus
+        .consumer(spec("shared", 5_000, 5))
+        .await
+        .expect("consumer");
+    let mut a2 = bus
+        .consumer(spec("shared", 5_000, 5))
+        .await
+        .expect("consumer");
+    let mut b = bus
+        .consumer(spec("other", 5_000, 5))
+        .await
+        .expect("consumer");
     publish_n(bus.as_ref(), 100, "w").await;
     let mut shared = HashSet::new();
     for _ in 0..50 {
@@ -66,7 +93,10 @@ async fn one_durable_shares_work_and_two_durables_each_get_everything(bus: Arc<d
         }
         for c in [&mut a1, &mut a2] {
             for d in c.fetch(7, Duration::from_millis(50)).await.expect("fetch") {
-                assert!(shared.insert(d.seq), "a message went to two members of one durable");
+                assert!(
+                    shared.insert(d.seq),
+                    "a message went to two members of one durable"
+                );
                 d.ack().await.expect("ack");
             }
         }
@@ -76,7 +106,10 @@ async fn one_durable_shares_work_and_two_durables_each_get_everything(bus: Arc<d
 }
 
 async fn unacknowledged_messages_are_redelivered(bus: Arc<dyn Bus>) {
-    let mut c = bus.consumer(spec("redeliver", 200, 5)).await.expect("consumer");
+    let mut c = bus
+        .consumer(spec("redeliver", 200, 5))
+        .await
+        .expect("consumer");
     publish_n(bus.as_ref(), 1, "r").await;
     let first = c.fetch(10, Duration::from_secs(2)).await.expect("fetch");
     assert_eq!(first.len(), 1);
@@ -95,16 +128,29 @@ async fn unacknowledged_messages_are_redelivered(bus: Arc<dyn Bus>) {
     for d in third {
         d.ack().await.expect("ack");
     }
-    assert!(c.fetch(10, Duration::from_millis(400)).await.expect("fetch").is_empty());
+    assert!(c
+        .fetch(10, Duration::from_millis(400))
+        .await
+        .expect("fetch")
+        .is_empty());
 }
 
 async fn poison_messages_are_dead_lettered_after_max_deliver(bus: Arc<dyn Bus>) {
-    let mut c = bus.consumer(spec("poison", 100, 2)).await.expect("consumer");
-    bus.publish(Subject::RawPosts, "poison-1", Bytes::from("bad")).await.expect("publish");
+    let mut c = bus
+        .consumer(spec("poison", 100, 2))
+        .await
+        .expect("consumer");
+    bus.publish(Subject::RawPosts, "poison-1", Bytes::from("bad"))
+        .await
+        .expect("publish");
     publish_n(bus.as_ref(), 3, "fine").await;
     let mut good = 0;
     for _ in 0..40 {
-        for d in c.fetch(10, Duration::from_millis(100)).await.expect("fetch") {
+        for d in c
+            .fetch(10, Duration::from_millis(100))
+            .await
+            .expect("fetch")
+        {
             if d.payload.as_ref() == b"bad" {
                 drop(d); // fails every time
             } else {
@@ -115,7 +161,11 @@ async fn poison_messages_are_dead_lettered_after_max_deliver(bus: Arc<dyn Bus>) 
     }
     assert_eq!(good, 3, "the poison message did not block the others");
     let dead = bus.dead_letters();
-    assert!(dead.iter().any(|d| d.payload == "bad" && d.durable == "poison"), "{dead:?}");
+    assert!(
+        dead.iter()
+            .any(|d| d.payload == "bad" && d.durable == "poison"),
+        "{dead:?}"
+    );
     let stats = bus.consumer_stats();
     let s = stats.iter().find(|s| s.durable == "poison").expect("stats");
     assert_eq!(s.dead_lettered, 1);
@@ -123,16 +173,23 @@ async fn poison_messages_are_dead_lettered_after_max_deliver(bus: Arc<dyn Bus>) 
 }
 
 async fn a_full_stream_makes_publishers_wait(bus: Arc<dyn Bus>, max_msgs: usize) {
-    let mut c = bus.consumer(spec("slow", 5_000, 5)).await.expect("consumer");
+    let mut c = bus
+        .consumer(spec("slow", 5_000, 5))
+        .await
+        .expect("consumer");
     publish_n(bus.as_ref(), max_msgs, "fill").await;
     let blocked = {
         let bus = bus.clone();
         tokio::spawn(async move {
-            bus.publish(Subject::RawPosts, "one-more", Bytes::from("one-more")).await
+            bus.publish(Subject::RawPosts, "one-more", Bytes::from("one-more"))
+                .await
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!blocked.is_finished(), "publish must wait while the stream is full");
+    assert!(
+        !blocked.is_finished(),
+        "publish must wait while the stream is full"
+    );
     let got = drain(&mut c, max_msgs + 1).await;
     assert_eq!(got.len(), max_msgs + 1, "nothing was dropped");
     assert!(blocked.await.expect("join").is_ok());

@@ -20,7 +20,7 @@ const TEXTS: &[&str] = &[
 ];
 
 fn post(i: usize, now: chrono::DateTime<chrono::Utc>) -> Value {
-    let age = if i % 10 == 0 {
+    let age = if i.is_multiple_of(10) {
         chrono::Duration::hours(2)
     } else {
         chrono::Duration::milliseconds((i % 30) as i64 * 300)
@@ -44,7 +44,9 @@ fn post(i: usize, now: chrono::DateTime<chrono::Utc>) -> Value {
 }
 
 fn client() -> awc::Client {
-    awc::Client::builder().timeout(Duration::from_secs(30)).finish()
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
 }
 
 async fn get(s: &Starling, path: &str) -> Value {
@@ -61,7 +63,10 @@ async fn ingest(s: &Starling, body: impl Into<Vec<u8>>, content_type: &str) -> (
         .await
         .expect("POST");
     let status = r.status().as_u16();
-    (status, r.json::<Value>().limit(16 << 20).await.expect("json body"))
+    (
+        status,
+        r.json::<Value>().limit(16 << 20).await.expect("json body"),
+    )
 }
 
 /// Waits until every consumer has nothing pending or unacknowledged and the
@@ -118,7 +123,9 @@ fn expected(posts: &[Value]) -> Expected {
             starling::domain::SentimentLabel::Negative => e.negative += 1,
             starling::domain::SentimentLabel::Neutral => e.neutral += 1,
         }
-        *e.platforms.entry(p["platform"].as_str().expect("platform").to_string()).or_default() += 1;
+        *e.platforms
+            .entry(p["platform"].as_str().expect("platform").to_string())
+            .or_default() += 1;
         if text.contains("$SOL") {
             e.sol += 1;
         }
@@ -129,7 +136,11 @@ fn expected(posts: &[Value]) -> Expected {
 fn check_overall(overall: &Value, e: &Expected) {
     assert_eq!(overall["volume"], e.volume, "{overall}");
     let sum = overall["sentiment_sum"].as_f64().expect("sentiment_sum");
-    assert!((sum - e.sentiment_sum).abs() < 1e-6, "sentiment sum {sum} != {}", e.sentiment_sum);
+    assert!(
+        (sum - e.sentiment_sum).abs() < 1e-6,
+        "sentiment sum {sum} != {}",
+        e.sentiment_sum
+    );
     assert_eq!(overall["positive"], e.positive);
     assert_eq!(overall["negative"], e.negative);
     assert_eq!(overall["neutral"], e.neutral);
@@ -144,20 +155,35 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
     let e = expected(&posts);
 
     let s = Starling::start(dir.path(), &[]);
-    let (status, body) = ingest(&s, serde_json::to_string(&posts).expect("json"), "application/json").await;
+    let (status, body) = ingest(
+        &s,
+        serde_json::to_string(&posts).expect("json"),
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 240);
     assert_eq!(body["rejected"], json!([]));
     let overall = settle(&s, e.volume).await;
     check_overall(&overall, &e);
-    assert!(overall["latest"]["1h"]["volume"].as_u64().expect("latest 1h") > 0);
+    assert!(
+        overall["latest"]["1h"]["volume"]
+            .as_u64()
+            .expect("latest 1h")
+            > 0
+    );
 
     let platforms = get(&s, "/api/metrics/platforms").await;
     let got: HashMap<String, u64> = platforms["entities"]
         .as_array()
         .expect("entities")
         .iter()
-        .map(|r| (r["id"].as_str().expect("id").to_string(), r["volume"].as_u64().expect("volume")))
+        .map(|r| {
+            (
+                r["id"].as_str().expect("id").to_string(),
+                r["volume"].as_u64().expect("volume"),
+            )
+        })
         .collect();
     assert_eq!(got, e.platforms);
     let share: f64 = platforms["entities"]
@@ -181,7 +207,10 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
     let to = (now + chrono::Duration::minutes(1)).to_rfc3339();
     let series = get(
         &s,
-        &format!("/api/entities/macro/all/series?resolution=1m&from={from}&to={}", urlencode(&to)),
+        &format!(
+            "/api/entities/macro/all/series?resolution=1m&from={from}&to={}",
+            urlencode(&to)
+        ),
     )
     .await;
     let total: u64 = series["points"]
@@ -212,10 +241,18 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
             other => panic!("unexpected frame {other:?}: {v}"),
         }
     }
-    assert!(saw_initial && saw_update, "initial {saw_initial}, update {saw_update}");
+    assert!(
+        saw_initial && saw_update,
+        "initial {saw_initial}, update {saw_update}"
+    );
 
     // The same posts again: accepted, counted once.
-    let (status, body) = ingest(&s, serde_json::to_string(&posts).expect("json"), "application/json").await;
+    let (status, body) = ingest(
+        &s,
+        serde_json::to_string(&posts).expect("json"),
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 202);
     assert_eq!(body["duplicates"], 240);
     check_overall(&settle(&s, e.volume).await, &e);
@@ -225,7 +262,12 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
     // even for posts re-sent after the restart.
     let s = Starling::start(dir.path(), &[]);
     check_overall(&get(&s, "/api/metrics/overall").await, &e);
-    let (status, _) = ingest(&s, serde_json::to_string(&posts).expect("json"), "application/json").await;
+    let (status, _) = ingest(
+        &s,
+        serde_json::to_string(&posts).expect("json"),
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 202);
     check_overall(&settle(&s, e.volume).await, &e);
     let more: Vec<Value> = (240..300).map(|i| post(i, chrono::Utc::now())).collect();
@@ -245,7 +287,13 @@ fn urlencode(s: &str) -> String {
 #[actix_rt::test]
 async fn bad_input_gets_clear_errors_and_valid_items_still_count() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = Starling::start(dir.path(), &["--config", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/small-limits.toml")]);
+    let s = Starling::start(
+        dir.path(),
+        &[
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/small-limits.toml"),
+        ],
+    );
     let now = chrono::Utc::now();
 
     let (status, body) = ingest(&s, "[{\"id\": ", "application/json").await;
@@ -264,14 +312,27 @@ async fn bad_input_gets_clear_errors_and_valid_items_still_count() {
     future["created_at"] = json!("2999-01-01T00:00:00Z");
     let mut missing = post(2, now);
     missing.as_object_mut().expect("object").remove("text");
-    let batch = json!([post(0, now), future, missing, post(3, now), {"id": "x", "platform": "twitter"}]);
+    let batch =
+        json!([post(0, now), future, missing, post(3, now), {"id": "x", "platform": "twitter"}]);
     let (status, body) = ingest(&s, batch.to_string(), "application/json").await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 2);
     let rejected = body["rejected"].as_array().expect("rejected");
-    assert_eq!(rejected.iter().map(|r| r["index"].as_u64().expect("index")).collect::<Vec<_>>(), vec![1, 2, 4]);
-    assert!(rejected[0]["error"].as_str().expect("error").contains("future"));
-    assert!(rejected[1]["error"].as_str().expect("error").contains("text"));
+    assert_eq!(
+        rejected
+            .iter()
+            .map(|r| r["index"].as_u64().expect("index"))
+            .collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
+    assert!(rejected[0]["error"]
+        .as_str()
+        .expect("error")
+        .contains("future"));
+    assert!(rejected[1]["error"]
+        .as_str()
+        .expect("error")
+        .contains("text"));
 
     let mut lines = format!("{}\n", post(10, now));
     lines.push_str("{not json}\n");
@@ -281,7 +342,12 @@ async fn bad_input_gets_clear_errors_and_valid_items_still_count() {
     let (status, body) = ingest(&s, bytes, "application/x-ndjson").await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 2);
-    let bad: Vec<u64> = body["rejected"].as_array().expect("rejected").iter().map(|r| r["index"].as_u64().expect("index")).collect();
+    let bad: Vec<u64> = body["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| r["index"].as_u64().expect("index"))
+        .collect();
     assert_eq!(bad, vec![1, 3]);
 
     let (status, body) = ingest(&s, json!([{"id": ""}]).to_string(), "application/json").await;
@@ -290,8 +356,16 @@ async fn bad_input_gets_clear_errors_and_valid_items_still_count() {
 
     for (path, code, status) in [
         ("/api/entities/planets", "not_found", 404),
-        ("/api/entities/macro/all/series?resolution=5s", "invalid_resolution", 400),
-        ("/api/entities/macro/all/series?from=yesterday", "invalid_time", 400),
+        (
+            "/api/entities/macro/all/series?resolution=5s",
+            "invalid_resolution",
+            400,
+        ),
+        (
+            "/api/entities/macro/all/series?from=yesterday",
+            "invalid_time",
+            400,
+        ),
         ("/api/entities/project?sort=loudness", "invalid_sort", 400),
         ("/nowhere", "not_found", 404),
     ] {
@@ -352,10 +426,23 @@ async fn the_synthetic_stream_feeds_every_entity_kind_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Starling::start(dir.path(), &["--synthetic-rate", "300"]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let kinds = ["user", "project", "topic", "narrative", "platform", "channel", "product", "geo", "kol"];
+    let kinds = [
+        "user",
+        "project",
+        "topic",
+        "narrative",
+        "platform",
+        "channel",
+        "product",
+        "geo",
+        "kol",
+    ];
     let mut missing: Vec<&str> = kinds.to_vec();
     while !missing.is_empty() {
-        assert!(Instant::now() < deadline, "no entities of kinds {missing:?} after 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "no entities of kinds {missing:?} after 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut still = Vec::new();
         for kind in missing {
@@ -366,7 +453,9 @@ async fn the_synthetic_stream_feeds_every_entity_kind_and_stops_cleanly() {
         }
         missing = still;
     }
-    let before = get(&s, "/api/metrics/overall").await["volume"].as_u64().expect("volume");
+    let before = get(&s, "/api/metrics/overall").await["volume"]
+        .as_u64()
+        .expect("volume");
     assert!(before > 0);
     s.stop();
     // Everything produced before the stop was drained and is there after it.

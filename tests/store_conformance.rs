@@ -27,7 +27,12 @@ fn metrics(n: u64, author: &str) -> WindowMetrics {
     m
 }
 
-fn batch(kind: EntityKind, windows: &[(i64, &str, u64)], seen: &[(i64, Vec<u64>)], wm: Option<i64>) -> WindowBatch {
+fn batch(
+    kind: EntityKind,
+    windows: &[(i64, &str, u64)],
+    seen: &[(i64, Vec<u64>)],
+    wm: Option<i64>,
+) -> WindowBatch {
     WindowBatch {
         kind: Some(kind),
         windows: windows
@@ -55,15 +60,29 @@ fn volumes(store: &dyn Store, kind: EntityKind, id: &str, res: Resolution) -> Ve
 fn windows_merge_and_roll_up(store: &dyn Store) {
     let k = EntityKind::Project;
     store
-        .apply(&batch(k, &[(T0, "SOL", 2), (T0 + 1_000, "SOL", 3), (T0 + 61_000, "SOL", 1)], &[], None))
+        .apply(&batch(
+            k,
+            &[
+                (T0, "SOL", 2),
+                (T0 + 1_000, "SOL", 3),
+                (T0 + 61_000, "SOL", 1),
+            ],
+            &[],
+            None,
+        ))
         .expect("apply");
     // A later merge into an existing window adds to it.
-    store.apply(&batch(k, &[(T0, "SOL", 4)], &[], None)).expect("apply");
+    store
+        .apply(&batch(k, &[(T0, "SOL", 4)], &[], None))
+        .expect("apply");
     assert_eq!(
         volumes(store, k, "SOL", Resolution::Second),
         vec![(T0, 6), (T0 + 1_000, 3), (T0 + 61_000, 1)]
     );
-    assert_eq!(volumes(store, k, "SOL", Resolution::Minute), vec![(T0, 9), (T0 + 60_000, 1)]);
+    assert_eq!(
+        volumes(store, k, "SOL", Resolution::Minute),
+        vec![(T0, 9), (T0 + 60_000, 1)]
+    );
     assert_eq!(volumes(store, k, "SOL", Resolution::Hour), vec![(T0, 10)]);
     let rec = store.entity(k, "SOL").expect("entity").expect("present");
     assert_eq!(rec.totals.volume, 10);
@@ -73,42 +92,67 @@ fn windows_merge_and_roll_up(store: &dyn Store) {
     assert!(volumes(store, k, "SO", Resolution::Second).is_empty());
     let listed = store.entities(k, T0).expect("entities");
     assert_eq!(listed.len(), 1);
-    assert!(store.entities(k, T0 + 120_000).expect("entities").is_empty());
+    assert!(store
+        .entities(k, T0 + 120_000)
+        .expect("entities")
+        .is_empty());
 }
 
 fn series_respects_the_range(store: &dyn Store) {
     let k = EntityKind::Topic;
     store
-        .apply(&batch(k, &[(T0, "ai", 1), (T0 + 5_000, "ai", 1), (T0 + 10_000, "ai", 1)], &[], None))
+        .apply(&batch(
+            k,
+            &[(T0, "ai", 1), (T0 + 5_000, "ai", 1), (T0 + 10_000, "ai", 1)],
+            &[],
+            None,
+        ))
         .expect("apply");
     let got = store
         .series(k, "ai", Resolution::Second, T0 + 1_000, T0 + 5_000)
         .expect("series");
-    assert_eq!(got.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![T0 + 5_000]);
+    assert_eq!(
+        got.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        vec![T0 + 5_000]
+    );
 }
 
 fn seen_marks_and_watermarks_are_kept(store: &dyn Store) {
     let k = EntityKind::Macro;
     assert_eq!(store.watermark(k).expect("wm"), None);
     store
-        .apply(&batch(k, &[(T0, "all", 1)], &[(T0, vec![3, 1])], Some(T0 + 1_000)))
+        .apply(&batch(
+            k,
+            &[(T0, "all", 1)],
+            &[(T0, vec![3, 1])],
+            Some(T0 + 1_000),
+        ))
         .expect("apply");
     store
         .apply(&batch(k, &[], &[(T0, vec![2, 3])], Some(T0)))
         .expect("apply");
     assert_eq!(store.seen(k, T0).expect("seen"), vec![1, 2, 3]);
     assert!(store.seen(EntityKind::Geo, T0).expect("seen").is_empty());
-    assert_eq!(store.watermark(k).expect("wm"), Some(T0 + 1_000), "watermarks never go back");
+    assert_eq!(
+        store.watermark(k).expect("wm"),
+        Some(T0 + 1_000),
+        "watermarks never go back"
+    );
 }
 
 fn retention_drops_old_partitions_only(store: &dyn Store) {
     let k = EntityKind::Geo;
-    store.apply(&batch(k, &[(T0, "Paris", 1)], &[], None)).expect("apply");
+    store
+        .apply(&batch(k, &[(T0, "Paris", 1)], &[], None))
+        .expect("apply");
     // 1s retention is 6 h in the defaults; 1m is 7 days.
     let dropped = store.expire(T0 + 8 * 3_600_000).expect("expire");
     assert!(dropped >= 1);
     assert!(volumes(store, k, "Paris", Resolution::Second).is_empty());
-    assert_eq!(volumes(store, k, "Paris", Resolution::Minute), vec![(T0, 1)]);
+    assert_eq!(
+        volumes(store, k, "Paris", Resolution::Minute),
+        vec![(T0, 1)]
+    );
 }
 
 fn open(dir: &std::path::Path) -> EmbeddedStore {
@@ -145,12 +189,23 @@ fn embedded_data_survives_reopening() {
     {
         let store = open(dir.path());
         store
-            .apply(&batch(EntityKind::Product, &[(T0, "app", 5)], &[(T0, vec![9])], Some(T0 + 1_000)))
+            .apply(&batch(
+                EntityKind::Product,
+                &[(T0, "app", 5)],
+                &[(T0, vec![9])],
+                Some(T0 + 1_000),
+            ))
             .expect("apply");
         store.sync().expect("sync");
     }
     let store = open(dir.path());
-    assert_eq!(volumes(&store, EntityKind::Product, "app", Resolution::Hour), vec![(T0, 5)]);
+    assert_eq!(
+        volumes(&store, EntityKind::Product, "app", Resolution::Hour),
+        vec![(T0, 5)]
+    );
     assert_eq!(store.seen(EntityKind::Product, T0).expect("seen"), vec![9]);
-    assert_eq!(store.watermark(EntityKind::Product).expect("wm"), Some(T0 + 1_000));
+    assert_eq!(
+        store.watermark(EntityKind::Product).expect("wm"),
+        Some(T0 + 1_000)
+    );
 }

@@ -68,7 +68,9 @@ async fn a_panicking_actor_is_restarted_and_its_sibling_keeps_running() {
         group: "connector",
         policy: RestartPolicy::Permanent,
         factory: Arc::new(move |c| {
-            slot.set(Flaky::start_in_arbiter(&c.arbiter, move |_| Flaky { _guard: c.guard }));
+            slot.set(Flaky::start_in_arbiter(&c.arbiter, move |_| Flaky {
+                _guard: c.guard,
+            }));
             Ok(())
         }),
     }))
@@ -82,7 +84,10 @@ async fn a_panicking_actor_is_restarted_and_its_sibling_keeps_running() {
         policy: RestartPolicy::Permanent,
         factory: Arc::new(move |c| {
             let ticks = t.clone();
-            Ticker::start_in_arbiter(&c.arbiter, move |_| Ticker { ticks, _guard: c.guard });
+            Ticker::start_in_arbiter(&c.arbiter, move |_| Ticker {
+                ticks,
+                _guard: c.guard,
+            });
             Ok(())
         }),
     }))
@@ -115,5 +120,8 @@ async fn a_panicking_actor_is_restarted_and_its_sibling_keeps_running() {
     assert_eq!((sibling.restarts, sibling.state), (0, ChildState::Running));
     let before = ticks.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(ticks.load(Ordering::Relaxed) > before, "the sibling kept working");
+    assert!(
+        ticks.load(Ordering::Relaxed) > before,
+        "the sibling kept working"
+    );
 }

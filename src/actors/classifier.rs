@@ -66,12 +66,16 @@ impl Actor for ClassifierWorker {
         let Some(deps) = self.deps.take() else {
             return;
         };
-        ctx.spawn(async move { run(deps).await }.into_actor(self).map(|res, act, ctx| {
-            if let Err(e) = res {
-                act.guard.fail(e.to_string());
-            }
-            ctx.stop();
-        }));
+        ctx.spawn(
+            async move { run(deps).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    if let Err(e) = res {
+                        act.guard.fail(e.to_string());
+                    }
+                    ctx.stop();
+                }),
+        );
     }
 }
 

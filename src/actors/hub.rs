@@ -114,14 +114,15 @@ impl Hub {
             }
         };
         self.pending.clear();
-        self.sessions.retain(|_, s| match s.try_send(Push(Arc::clone(&text))) {
-            Ok(()) => true,
-            Err(SendError::Full(_)) => {
-                metrics::HUB_EVENTS_DROPPED.inc();
-                true
-            }
-            Err(SendError::Closed(_)) => false,
-        });
+        self.sessions
+            .retain(|_, s| match s.try_send(Push(Arc::clone(&text))) {
+                Ok(()) => true,
+                Err(SendError::Full(_)) => {
+                    metrics::HUB_EVENTS_DROPPED.inc();
+                    true
+                }
+                Err(SendError::Closed(_)) => false,
+            });
     }
 }
 

@@ -8,8 +8,8 @@
 //! JetStream bus does); a clean shutdown drains it instead.
 
 use super::{
-    Acker, Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, DeadLetter, Delivery,
-    PublishAck, StreamName, StreamStats, Subject,
+    Acker, Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, DeadLetter, Delivery, PublishAck,
+    StreamName, StreamStats, Subject,
 };
 use crate::config::BusConfig;
 use async_trait::async_trait;
@@ -121,7 +121,14 @@ impl Inner {
         self.closed.load(Ordering::Acquire)
     }
 
-    fn dead_letter(&self, stream: &Stream, st: &mut StreamState, durable: &str, seq: u64, reason: String) {
+    fn dead_letter(
+        &self,
+        stream: &Stream,
+        st: &mut StreamState,
+        durable: &str,
+        seq: u64,
+        reason: String,
+    ) {
         let payload = st
             .msgs
             .get(&seq)
@@ -339,7 +346,8 @@ impl MemoryConsumer {
             }
             if delivered >= spec.max_deliver {
                 let reason = format!("not acknowledged after {delivered} deliveries");
-                self.bus.dead_letter(stream, &mut st, &self.durable, seq, reason);
+                self.bus
+                    .dead_letter(stream, &mut st, &self.durable, seq, reason);
                 continue;
             }
             let Some(payload) = st.msgs.get(&seq).map(|m| m.payload.clone()) else {
@@ -465,8 +473,13 @@ impl Acker for MemoryAcker {
 
     async fn term(&self, reason: &str) -> Result<(), BusError> {
         let mut st = self.stream.state.lock();
-        self.bus
-            .dead_letter(&self.stream, &mut st, &self.durable, self.seq, reason.to_string());
+        self.bus.dead_letter(
+            &self.stream,
+            &mut st,
+            &self.durable,
+            self.seq,
+            reason.to_string(),
+        );
         let trimmed = Stream::trim(&mut st);
         drop(st);
         if trimmed {

@@ -34,7 +34,8 @@
 //! not tags), and a tag body must end on one (`$BTC2` is not `BTC`). Words
 //! of a multi-word alias or keyword may be separated by whitespace and
 //! hyphens only (`new-york`, `new  york`; not `new, york`); alias and keyword
-//! phrases are compared on their words, punctuation ignored. URLs (from
+//! phrases are compared on their words, punctuation ignored; phrases of more
+//! than [`MAX_PHRASE_WORDS`] words are ignored. URLs (from
 //! `http://`, `https://` or `www.` to the next whitespace) are skipped: their
 //! paths and anchors are not tags and their words are not aliases.
 //!
@@ -45,6 +46,7 @@
 use crate::config::EntitiesConfig;
 use crate::domain::{EntityKind, EntityRef, Post};
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Most distinct cashtags, hashtags and mentions (each) taken from one post.
@@ -53,10 +55,12 @@ pub const MAX_TAGS_PER_KIND: usize = 32;
 pub const MAX_CASHTAG_LEN: usize = 10;
 /// Longest hashtag or mention, in characters; longer ones are ignored.
 pub const MAX_TAG_CHARS: usize = 64;
+/// Most words in a configured alias or keyword; longer ones are ignored.
+pub const MAX_PHRASE_WORDS: usize = 8;
 
 /// Attributes posts to entities under the configured projects, keywords and
 /// narratives. Build once, share through an `Arc`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Extractor {
     kol_followers: u64,
     /// Project ids (upper case), indexed by [`Hit::Project`].
@@ -69,13 +73,25 @@ pub struct Extractor {
     phrases: WordMap<Vec<Hit>>,
     /// Most words in one phrase (0 when nothing is configured).
     max_phrase_words: usize,
-    /// Shortest and longest phrase, in bytes (a cheap filter before hashing).
-    min_phrase_len: usize,
-    max_phrase_len: usize,
+    /// A cheap filter before hashing: bit `min(len, 31)` of entry `b` is set
+    /// when some phrase starts with byte `b` and is `len` bytes long.
+    phrase_filter: [u32; 256],
     /// Lower-case hashtag (project id, alias without spaces) → projects.
     hashtag_projects: WordMap<Vec<u32>>,
     /// Lower-case topic id → narratives that contain it.
     topic_narratives: WordMap<Vec<u32>>,
+}
+
+impl fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extractor")
+            .field("kol_followers", &self.kol_followers)
+            .field("projects", &self.projects)
+            .field("keywords", &self.keywords)
+            .field("narratives", &self.narratives)
+            .field("phrases", &self.phrases.len())
+            .finish_non_exhaustive()
+    }
 }
 
 // The classifier shares one extractor across worker threads.
@@ -122,20 +138,25 @@ impl Extractor {
     /// Every entity `post` is attributed to, deduplicated, in the order of the
     /// module doc. Always contains `macro/all` first.
     pub fn extract(&self, post: &Post) -> Vec<EntityRef> {
-        let mut found = Found::default();
+        let mut found = Found {
+            projects: Vec::new(),
+            topics: Vec::new(),
+            cashtags: 0,
+            hashtags: 0,
+            mentions: 0,
+            project_seen: Seen::new(self.projects.len()),
+            keyword_seen: Seen::new(self.keywords.len()),
+        };
         self.scan(&post.text, &mut found);
 
-        let mut narrative_seen = Vec::new();
+        let mut narrative_seen = Seen::new(0);
         let mut narratives = 0usize;
         if !self.topic_narratives.is_empty() && !found.topics.is_empty() {
-            narrative_seen.resize(self.narratives.len(), false);
+            narrative_seen = Seen::new(self.narratives.len());
             for topic in &found.topics {
                 if let Some(list) = self.topic_narratives.get(topic.as_str()) {
                     for &n in list {
-                        if let Some(seen) = narrative_seen.get_mut(n as usize) {
-                            narratives += usize::from(!*seen);
-                            *seen = true;
-                        }
+                        narratives += usize::from(narrative_seen.insert(n as usize));
                     }
                 }
             }
@@ -166,9 +187,9 @@ impl Extractor {
         out.extend(
             self.narratives
                 .iter()
-                .zip(&narrative_seen)
-                .filter(|(_, seen)| **seen)
-                .map(|(id, _)| EntityRef::new(EntityKind::Narrative, id.as_str())),
+                .enumerate()
+                .filter(|(n, _)| narratives > 0 && narrative_seen.contains(*n))
+                .map(|(_, id)| EntityRef::new(EntityKind::Narrative, id.as_str())),
         );
         push_dimension(&mut out, EntityKind::Platform, Some(&post.platform), true);
         push_dimension(&mut out, EntityKind::Channel, post.channel.as_deref(), true);
@@ -181,10 +202,7 @@ impl Extractor {
     fn scan(&self, text: &str, found: &mut Found) {
         let bytes = text.as_bytes();
         let match_words = self.max_phrase_words > 0;
-        // Lower-case words of the current phrase chain joined by one space,
-        // and where each starts; at most `max_phrase_words` are kept.
-        let mut lower = String::new();
-        let mut starts: Vec<usize> = Vec::new();
+        let mut chain = Chain::default();
         let mut chain_open = false;
         let mut prev_word = false;
         let mut i = 0;
@@ -215,7 +233,7 @@ impl Extractor {
                     continue;
                 }
                 if match_words {
-                    self.word(word, chain_open, &mut lower, &mut starts, found);
+                    self.word(word, chain_open, &mut chain, found);
                 }
                 chain_open = true;
                 prev_word = true;
@@ -231,52 +249,51 @@ impl Extractor {
     }
 
     /// Adds `word` to the phrase chain and looks up every phrase ending with it.
-    fn word(
-        &self,
-        word: &str,
-        chain_open: bool,
-        lower: &mut String,
-        starts: &mut Vec<usize>,
-        found: &mut Found,
-    ) {
-        if !chain_open || self.max_phrase_words <= 1 {
-            lower.clear();
-            starts.clear();
-        } else if starts.len() >= self.max_phrase_words {
-            let drop = starts.len() + 1 - self.max_phrase_words;
-            let cut = starts[drop];
-            lower.drain(..cut);
-            starts.drain(..drop);
-            for s in starts.iter_mut() {
+    fn word(&self, word: &str, chain_open: bool, chain: &mut Chain, found: &mut Found) {
+        let max_words = self.max_phrase_words.min(MAX_PHRASE_WORDS);
+        if !chain_open || max_words <= 1 {
+            if max_words <= 1 && word.is_ascii() {
+                // Single-word phrases only: filter before lower-casing.
+                let first = word.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
+                if !self.may_match(first, word.len()) {
+                    return;
+                }
+            }
+            chain.lower.clear();
+            chain.len = 0;
+        } else if chain.len >= max_words {
+            let drop = chain.len + 1 - max_words;
+            let cut = chain.starts[drop];
+            chain.lower.drain(..cut);
+            chain.starts.copy_within(drop..chain.len, 0);
+            chain.len -= drop;
+            for s in &mut chain.starts[..chain.len] {
                 *s -= cut;
             }
         }
-        if !starts.is_empty() {
-            lower.push(' ');
+        if chain.len > 0 {
+            chain.lower.push(' ');
         }
-        starts.push(lower.len());
-        push_lower(lower, word);
-        for &start in starts.iter() {
-            let phrase = &lower[start..];
-            if !(self.min_phrase_len..=self.max_phrase_len).contains(&phrase.len()) {
+        chain.starts[chain.len] = chain.lower.len();
+        chain.len += 1;
+        push_lower(&mut chain.lower, word);
+        for &start in &chain.starts[..chain.len] {
+            let phrase = &chain.lower[start..];
+            let first = phrase.as_bytes().first().copied().unwrap_or(0);
+            if !self.may_match(first, phrase.len()) {
                 continue;
             }
-            if let Some(hits) = self.phrases.get(phrase) {
-                for &hit in hits {
-                    match hit {
-                        Hit::Project(p) => self.add_project_index(p, found),
-                        Hit::Keyword(k) => {
-                            let k = k as usize;
-                            if found.keyword_seen.is_empty() {
-                                found.keyword_seen.resize(self.keywords.len(), false);
-                            }
-                            if let (Some(seen), Some(id)) =
-                                (found.keyword_seen.get_mut(k), self.keywords.get(k))
-                            {
-                                if !*seen {
-                                    *seen = true;
-                                    push_unique(&mut found.topics, id);
-                                }
+            let Some(hits) = self.phrases.get(phrase) else {
+                continue;
+            };
+            for &hit in hits {
+                match hit {
+                    Hit::Project(p) => self.add_project_index(p, found),
+                    Hit::Keyword(k) => {
+                        let k = k as usize;
+                        if found.keyword_seen.insert(k) {
+                            if let Some(id) = self.keywords.get(k) {
+                                push_unique(&mut found.topics, id);
                             }
                         }
                     }
@@ -285,14 +302,16 @@ impl Extractor {
         }
     }
 
+    /// Whether a phrase starting with byte `first` and `len` bytes long may be configured.
+    #[inline]
+    fn may_match(&self, first: u8, len: usize) -> bool {
+        self.phrase_filter[usize::from(first)] & (1u32 << len.min(31)) != 0
+    }
+
     fn add_project_index(&self, p: u32, found: &mut Found) {
         let p = p as usize;
-        if found.project_seen.is_empty() {
-            found.project_seen.resize(self.projects.len(), false);
-        }
-        if let (Some(seen), Some(id)) = (found.project_seen.get_mut(p), self.projects.get(p)) {
-            if !*seen {
-                *seen = true;
+        if found.project_seen.insert(p) {
+            if let Some(id) = self.projects.get(p) {
                 push_unique(&mut found.projects, id);
             }
         }
@@ -306,9 +325,8 @@ impl Extractor {
         {
             return;
         }
-        let id = body.to_ascii_uppercase();
-        if !found.projects.contains(&id) {
-            found.projects.push(id);
+        if !found.projects.iter().any(|p| p.eq_ignore_ascii_case(body)) {
+            found.projects.push(body.to_ascii_uppercase());
             found.cashtags += 1;
         }
     }
@@ -336,16 +354,65 @@ impl Extractor {
 }
 
 /// What one scan has found so far.
-#[derive(Default)]
 struct Found {
     projects: Vec<String>,
     topics: Vec<String>,
     cashtags: usize,
     hashtags: usize,
     mentions: usize,
-    /// Configured projects and keywords already found (sized on first hit).
-    project_seen: Vec<bool>,
-    keyword_seen: Vec<bool>,
+    /// Configured projects and keywords already found.
+    project_seen: Seen,
+    keyword_seen: Seen,
+}
+
+/// A set of small indices; no allocation up to 64 of them.
+enum Seen {
+    Small(u64),
+    Large(Vec<bool>),
+}
+
+impl Seen {
+    fn new(n: usize) -> Self {
+        if n <= 64 {
+            Seen::Small(0)
+        } else {
+            Seen::Large(vec![false; n])
+        }
+    }
+
+    /// Marks `i`; true when it was not marked yet (false when out of range).
+    fn insert(&mut self, i: usize) -> bool {
+        match self {
+            Seen::Small(bits) => {
+                if i >= 64 {
+                    return false;
+                }
+                let new = *bits & (1 << i) == 0;
+                *bits |= 1 << i;
+                new
+            }
+            Seen::Large(v) => match v.get_mut(i) {
+                Some(seen) => !std::mem::replace(seen, true),
+                None => false,
+            },
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        match self {
+            Seen::Small(bits) => i < 64 && *bits & (1 << i) != 0,
+            Seen::Large(v) => v.get(i).copied().unwrap_or(false),
+        }
+    }
+}
+
+/// Lower-case words of the current phrase chain joined by one space, and
+/// where each starts; at most `max_phrase_words` are kept.
+#[derive(Default)]
+struct Chain {
+    lower: String,
+    starts: [usize; MAX_PHRASE_WORDS],
+    len: usize,
 }
 
 fn mention(body: &str, found: &mut Found) {
@@ -375,7 +442,9 @@ fn push_dimension(out: &mut Vec<EntityRef>, kind: EntityKind, value: Option<&str
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return;
     };
-    let id = if lower {
+    let id = if lower && value.is_ascii() {
+        value.to_ascii_lowercase()
+    } else if lower {
         value.to_lowercase()
     } else {
         value.to_string()
@@ -467,7 +536,9 @@ fn url_end(text: &str, i: usize, word: &str) -> Option<usize> {
 #[inline]
 fn push_lower(out: &mut String, word: &str) {
     if word.is_ascii() {
-        out.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        let start = out.len();
+        out.push_str(word);
+        out[start..].make_ascii_lowercase();
     } else {
         out.extend(word.chars().flat_map(char::to_lowercase));
     }
@@ -503,19 +574,18 @@ fn build(cfg: &EntitiesConfig) -> Extractor {
         narratives: Vec::new(),
         phrases: WordMap::default(),
         max_phrase_words: 0,
-        min_phrase_len: usize::MAX,
-        max_phrase_len: 0,
+        phrase_filter: [0; 256],
         hashtag_projects: WordMap::default(),
         topic_narratives: WordMap::default(),
     };
     let add_phrase = |ex: &mut Extractor, text: &str, hit: Hit| {
         let (key, words) = normalize_phrase(text, " ");
-        if words == 0 {
+        if words == 0 || words > MAX_PHRASE_WORDS {
             return;
         }
         ex.max_phrase_words = ex.max_phrase_words.max(words);
-        ex.min_phrase_len = ex.min_phrase_len.min(key.len());
-        ex.max_phrase_len = ex.max_phrase_len.max(key.len());
+        let first = key.as_bytes().first().copied().unwrap_or(0);
+        ex.phrase_filter[usize::from(first)] |= 1u32 << key.len().min(31);
         let hits = ex.phrases.entry(key).or_default();
         if !hits.contains(&hit) {
             hits.push(hit);
@@ -586,9 +656,6 @@ fn build(cfg: &EntitiesConfig) -> Extractor {
                 list.push(n);
             }
         }
-    }
-    if ex.max_phrase_words == 0 {
-        ex.min_phrase_len = 0;
     }
     ex
 }
@@ -888,6 +955,27 @@ mod tests {
         assert_eq!(ids(&e, EntityKind::Project), vec!["BTC"]);
         assert_eq!(ids(&e, EntityKind::Topic), vec!["btc"]);
         assert_eq!(ids(&e, EntityKind::Kol), vec!["u1"]);
+    }
+
+    #[test]
+    fn large_configurations_and_long_phrases() {
+        let projects = (0..100)
+            .map(|i| ProjectConfig {
+                id: format!("p{i}"),
+                aliases: vec![format!("alias{i}")],
+            })
+            .collect();
+        let cfg = EntitiesConfig {
+            kol_followers: 1,
+            projects,
+            keywords: vec!["one two three four five six seven eight nine".into()],
+            narratives: vec![],
+        };
+        let ex = Extractor::new(&cfg);
+        let e = ex.extract(&post("alias99 alias3 Alias99 #p70 $P3"));
+        assert_eq!(ids(&e, EntityKind::Project), vec!["P99", "P3", "P70"]);
+        let e = ex.extract(&post("one two three four five six seven eight nine"));
+        assert!(ids(&e, EntityKind::Topic).is_empty());
     }
 
     proptest! {

@@ -77,7 +77,8 @@ impl HotCache {
     /// Inserts an entity loaded from the store after a miss.
     pub fn insert(&self, kind: EntityKind, id: &str, latest: EntityLatest) -> Arc<EntityLatest> {
         let latest = Arc::new(latest);
-        self.inner.insert((kind, id.to_string()), Arc::clone(&latest));
+        self.inner
+            .insert((kind, id.to_string()), Arc::clone(&latest));
         latest
     }
 }

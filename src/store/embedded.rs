@@ -75,6 +75,9 @@ impl Family {
     }
 }
 
+/// A row being merged: its keyspace, key and merged value.
+type RowSlot = (Keyspace, Vec<u8>, WindowMetrics);
+
 /// The fjall-backed store.
 pub struct EmbeddedStore {
     db: Database,
@@ -169,9 +172,18 @@ impl EmbeddedStore {
         }
         let hours = |h: u64| i64::try_from(h).unwrap_or(i64::MAX / HOUR_MS) * HOUR_MS;
         let retention_ms = HashMap::from([
-            (Family::Window(Resolution::Second), hours(cfg.retention_1s_hours)),
-            (Family::Window(Resolution::Minute), hours(cfg.retention_1m_days * 24)),
-            (Family::Window(Resolution::Hour), hours(cfg.retention_1h_days * 24)),
+            (
+                Family::Window(Resolution::Second),
+                hours(cfg.retention_1s_hours),
+            ),
+            (
+                Family::Window(Resolution::Minute),
+                hours(cfg.retention_1m_days * 24),
+            ),
+            (
+                Family::Window(Resolution::Hour),
+                hours(cfg.retention_1h_days * 24),
+            ),
             // A post can be de-duplicated as long as any of its windows is kept.
             (Family::Seen, hours(cfg.retention_1h_days * 24)),
         ]);
@@ -224,8 +236,7 @@ impl Store for EmbeddedStore {
         };
         let _guard = self.write_lock.lock();
         // Merge in memory first: several deltas may hit one rollup row.
-        let mut rows: HashMap<(Resolution, String, i64), (Keyspace, Vec<u8>, WindowMetrics)> =
-            HashMap::new();
+        let mut rows: HashMap<(Resolution, String, i64), RowSlot> = HashMap::new();
         let mut records: HashMap<String, EntityRecord> = HashMap::new();
         for delta in &batch.windows {
             for res in Resolution::ALL {

@@ -53,14 +53,18 @@ struct ErrorDetail<'a> {
 }
 
 /// Splits the body into items: `(index, Ok(json value) | Err(reason))`.
-fn items(body: &[u8], ndjson: bool) -> Result<Vec<(usize, Result<serde_json::Value, String>)>, ApiError> {
+/// An item of a batch: its index and its JSON, or why it could not be read.
+type Item = (usize, Result<serde_json::Value, String>);
+
+fn items(body: &[u8], ndjson: bool) -> Result<Vec<Item>, ApiError> {
     let trimmed = body.trim_ascii_start();
     if !ndjson && trimmed.first() == Some(&b'[') {
         let text = std::str::from_utf8(body).map_err(|e| {
             ApiError::BadRequest("invalid_utf8", format!("body is not valid UTF-8: {e}"))
         })?;
-        let values: Vec<serde_json::Value> = serde_json::from_str(text)
-            .map_err(|e| ApiError::BadRequest("malformed_json", format!("malformed JSON array: {e}")))?;
+        let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+            ApiError::BadRequest("malformed_json", format!("malformed JSON array: {e}"))
+        })?;
         return Ok(values.into_iter().map(Ok).enumerate().collect());
     }
     // NDJSON (also covers a single object): each line on its own.
@@ -83,7 +87,9 @@ async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMu
     use futures_util::StreamExt as _;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest("unreadable_body", format!("cannot read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::BadRequest("unreadable_body", format!("cannot read the body: {e}"))
+        })?;
         if body.len() + chunk.len() > max {
             return Err(ApiError::TooLarge(format!(
                 "the body is larger than {max} bytes; send smaller batches"
@@ -109,7 +115,10 @@ pub async fn ingest(
     let items = items(&body, ndjson)?;
     let max = state.config.http.max_batch_items;
     if items.is_empty() {
-        return Err(ApiError::BadRequest("empty_batch", "the body holds no posts".into()));
+        return Err(ApiError::BadRequest(
+            "empty_batch",
+            "the body holds no posts".into(),
+        ));
     }
     if items.len() > max {
         return Err(ApiError::TooLarge(format!(
@@ -124,7 +133,11 @@ pub async fn ingest(
         let value = match item {
             Ok(v) => v,
             Err(error) => {
-                rejected.push(Rejected { index, id: None, error });
+                rejected.push(Rejected {
+                    index,
+                    id: None,
+                    error,
+                });
                 continue;
             }
         };

@@ -162,14 +162,16 @@ pub fn entity(
 
 /// `GET /api/metrics/overall`: the macro entity; all zeros before the first post.
 pub fn overall(store: &dyn Store, cache: &HotCache) -> Result<EntityView, ApiError> {
-    Ok(entity(store, cache, EntityKind::Macro, MACRO_ID)?.unwrap_or_else(|| EntityView {
-        kind: EntityKind::Macro,
-        id: MACRO_ID.into(),
-        first_seen: String::new(),
-        last_seen: String::new(),
-        totals: WindowMetrics::default().view(),
-        latest: LatestWindows::default(),
-    }))
+    Ok(
+        entity(store, cache, EntityKind::Macro, MACRO_ID)?.unwrap_or_else(|| EntityView {
+            kind: EntityKind::Macro,
+            id: MACRO_ID.into(),
+            first_seen: String::new(),
+            last_seen: String::new(),
+            totals: WindowMetrics::default().view(),
+            latest: LatestWindows::default(),
+        }),
+    )
 }
 
 /// How to order an entity listing.
@@ -270,7 +272,13 @@ pub fn rank(
                 }
                 let base_from = since - BASELINE_MS;
                 let baseline: u64 = store
-                    .series(kind, &id, Resolution::Hour, Resolution::Hour.window_start(base_from), since - 1)?
+                    .series(
+                        kind,
+                        &id,
+                        Resolution::Hour,
+                        Resolution::Hour.window_start(base_from),
+                        since - 1,
+                    )?
                     .iter()
                     .filter(|(ts, _)| *ts + Resolution::Hour.millis() <= since)
                     .map(|(_, w)| w.volume)
@@ -354,7 +362,10 @@ pub fn series(
             "`from` is after `to`".into(),
         ));
     }
-    let (from, to) = (resolution.window_start(from_ms), resolution.window_start(to_ms));
+    let (from, to) = (
+        resolution.window_start(from_ms),
+        resolution.window_start(to_ms),
+    );
     if (to - from) / resolution.millis() >= MAX_SERIES_POINTS {
         return Err(ApiError::BadRequest(
             "range_too_large",

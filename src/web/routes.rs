@@ -21,7 +21,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/metrics/{dimension}", web::get().to(dimension))
         .route("/api/entities/{kind}", web::get().to(list_entities))
         .route("/api/entities/{kind}/{id}", web::get().to(get_entity))
-        .route("/api/entities/{kind}/{id}/series", web::get().to(get_series))
+        .route(
+            "/api/entities/{kind}/{id}/series",
+            web::get().to(get_series),
+        )
         .route("/api/admin/actors", web::get().to(admin_actors))
         .route("/api/admin/dlq", web::get().to(admin_dlq));
 }
@@ -79,7 +82,15 @@ async fn ranked(
     }
     let s = state.clone();
     let ranking = web::block(move || {
-        queries::rank(s.store.as_ref(), kind, period, &label, sort, limit, now_ms())
+        queries::rank(
+            s.store.as_ref(),
+            kind,
+            period,
+            &label,
+            sort,
+            limit,
+            now_ms(),
+        )
     })
     .await??;
     Ok(HttpResponse::Ok().json(ranking))
@@ -122,10 +133,13 @@ async fn get_entity(
     let kind = parse_kind(&kind)?;
     let s = state.clone();
     let id2 = id.clone();
-    let view = web::block(move || queries::entity(s.store.as_ref(), &s.cache, kind, &id2)).await??;
+    let view =
+        web::block(move || queries::entity(s.store.as_ref(), &s.cache, kind, &id2)).await??;
     match view {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
-        None => Err(ApiError::NotFound(format!("no {kind} `{id}` has been seen"))),
+        None => Err(ApiError::NotFound(format!(
+            "no {kind} `{id}` has been seen"
+        ))),
     }
 }
 
@@ -166,7 +180,8 @@ async fn get_series(
     };
     let s = state.clone();
     let series =
-        web::block(move || queries::series(s.store.as_ref(), kind, &id, resolution, from, to)).await??;
+        web::block(move || queries::series(s.store.as_ref(), kind, &id, resolution, from, to))
+            .await??;
     Ok(HttpResponse::Ok().json(series))
 }
 
@@ -174,16 +189,36 @@ async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     let mut g: Vec<(&str, &str, String, f64)> = Vec::new();
     for c in state.bus.consumer_stats() {
         let labels = format!("stream=\"{}\",consumer=\"{}\"", c.stream, c.durable);
-        g.push((gauges::CONSUMER_PENDING.0, gauges::CONSUMER_PENDING.1, labels.clone(), c.pending as f64));
-        g.push((gauges::CONSUMER_ACK_PENDING.0, gauges::CONSUMER_ACK_PENDING.1, labels, c.ack_pending as f64));
+        g.push((
+            gauges::CONSUMER_PENDING.0,
+            gauges::CONSUMER_PENDING.1,
+            labels.clone(),
+            c.pending as f64,
+        ));
+        g.push((
+            gauges::CONSUMER_ACK_PENDING.0,
+            gauges::CONSUMER_ACK_PENDING.1,
+            labels,
+            c.ack_pending as f64,
+        ));
     }
     g.sort_by(|a, b| a.0.cmp(b.0));
     for s in state.bus.stream_stats() {
-        g.push((gauges::STREAM_MESSAGES.0, gauges::STREAM_MESSAGES.1, format!("stream=\"{}\"", s.stream), s.messages as f64));
+        g.push((
+            gauges::STREAM_MESSAGES.0,
+            gauges::STREAM_MESSAGES.1,
+            format!("stream=\"{}\"", s.stream),
+            s.messages as f64,
+        ));
     }
     if let Some(hub) = state.hub.get() {
         if let Ok(n) = hub.send(CountSessions).await {
-            g.push((gauges::WS_CLIENTS.0, gauges::WS_CLIENTS.1, String::new(), n as f64));
+            g.push((
+                gauges::WS_CLIENTS.0,
+                gauges::WS_CLIENTS.1,
+                String::new(),
+                n as f64,
+            ));
         }
     }
     HttpResponse::Ok()

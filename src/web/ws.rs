@@ -52,7 +52,10 @@ impl WsSession {
             self.dropped_in_a_row += 1;
             if self.dropped_in_a_row >= self.queue_len {
                 metrics::HUB_CLIENTS_DISCONNECTED_SLOW.inc();
-                tracing::warn!(session = self.id, "disconnecting a WebSocket client that stays too slow");
+                tracing::warn!(
+                    session = self.id,
+                    "disconnecting a WebSocket client that stays too slow"
+                );
                 self.close(
                     ctx,
                     CloseCode::Policy,
@@ -183,7 +186,10 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 self.enqueue(frame, ctx);
             }
             Ok(AggregatedMessage::Binary(_)) => {
-                let frame = Self::error_frame("unsupported", "binary frames are not accepted; send JSON text");
+                let frame = Self::error_frame(
+                    "unsupported",
+                    "binary frames are not accepted; send JSON text",
+                );
                 self.enqueue(frame, ctx);
             }
             Ok(AggregatedMessage::Close(_)) => ctx.stop(),

@@ -308,18 +308,23 @@ async fn merge_late(
                 new_ids.push(item.post);
                 counted += 1;
                 for e in &item.entities {
-                    deltas.entry(e.clone()).or_default().add(&item.contribution, true);
+                    deltas
+                        .entry(e.clone())
+                        .or_default()
+                        .add(&item.contribution, true);
                 }
             } else {
                 metrics::AGG_DUPLICATES.inc();
             }
             to_ack.push(d);
         }
-        batch.windows.extend(deltas.into_iter().map(|(entity, metrics)| WindowDelta {
-            start_ms: start,
-            entity,
-            metrics,
-        }));
+        batch
+            .windows
+            .extend(deltas.into_iter().map(|(entity, metrics)| WindowDelta {
+                start_ms: start,
+                entity,
+                metrics,
+            }));
         if !new_ids.is_empty() {
             batch.seen.push((start, new_ids));
         }

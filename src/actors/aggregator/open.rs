@@ -189,8 +189,14 @@ mod tests {
     #[test]
     fn posts_land_in_their_own_second_and_close_after_lateness() {
         let mut w = OpenWindows::new(10_000, 2_000);
-        assert!(matches!(w.admit(10_500, 1, &["x"], &c(0.5), 1u32), Admit::Counted));
-        assert!(matches!(w.admit(11_200, 2, &["x"], &c(0.5), 2), Admit::Counted));
+        assert!(matches!(
+            w.admit(10_500, 1, &["x"], &c(0.5), 1u32),
+            Admit::Counted
+        ));
+        assert!(matches!(
+            w.admit(11_200, 2, &["x"], &c(0.5), 2),
+            Admit::Counted
+        ));
         // 10s window ends at 11s; with 2s lateness it closes at 13s.
         assert!(w.close_due(12_999).batch.windows.is_empty());
         let closed = w.close_due(13_000);
@@ -206,15 +212,27 @@ mod tests {
         let mut w = OpenWindows::new(10_000, 2_000);
         let _ = w.close_due(20_000);
         assert_eq!(w.watermark(), 18_000);
-        assert!(matches!(w.admit(17_999, 1, &["x"], &c(0.1), 7u32), Admit::Late(7)));
-        assert!(matches!(w.admit(18_000, 2, &["x"], &c(0.1), 8), Admit::Counted));
+        assert!(matches!(
+            w.admit(17_999, 1, &["x"], &c(0.1), 7u32),
+            Admit::Late(7)
+        ));
+        assert!(matches!(
+            w.admit(18_000, 2, &["x"], &c(0.1), 8),
+            Admit::Counted
+        ));
     }
 
     #[test]
     fn a_repeated_post_id_is_counted_once_per_window() {
         let mut w = OpenWindows::new(0, 1_000);
-        assert!(matches!(w.admit(5_100, 42, &["x", "y"], &c(0.5), 1u32), Admit::Counted));
-        assert!(matches!(w.admit(5_900, 42, &["x", "y"], &c(0.5), 2), Admit::Duplicate(2)));
+        assert!(matches!(
+            w.admit(5_100, 42, &["x", "y"], &c(0.5), 1u32),
+            Admit::Counted
+        ));
+        assert!(matches!(
+            w.admit(5_900, 42, &["x", "y"], &c(0.5), 2),
+            Admit::Duplicate(2)
+        ));
         let closed = w.close_all();
         assert_eq!(volume(&closed), 2, "one post, two entities");
         assert_eq!(closed.batch.seen, vec![(5_000, vec![42])]);
@@ -226,7 +244,10 @@ mod tests {
         let _ = w.admit(99_500, 1, &["x"], &c(0.5), 1u32);
         let closed = w.close_all();
         assert_eq!(closed.batch.watermark, Some(100_000));
-        assert!(matches!(w.admit(99_999, 2, &["x"], &c(0.5), 2), Admit::Late(2)));
+        assert!(matches!(
+            w.admit(99_999, 2, &["x"], &c(0.5), 2),
+            Admit::Late(2)
+        ));
     }
 
     proptest! {

@@ -260,7 +260,8 @@ impl WindowMetrics {
     /// Engagement- and author-weighted mean sentiment in −1..1; `None` for
     /// an empty window.
     pub fn sentiment_index(&self) -> Option<f64> {
-        (self.weight_sum > 0.0).then(|| (self.weighted_sentiment_sum / self.weight_sum).clamp(-1.0, 1.0))
+        (self.weight_sum > 0.0)
+            .then(|| (self.weighted_sentiment_sum / self.weight_sum).clamp(-1.0, 1.0))
     }
 
     /// The JSON view served by the API.

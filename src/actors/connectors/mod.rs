@@ -17,7 +17,9 @@ pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 pub async fn publish_post(bus: &dyn Bus, post: &Post) -> Result<PublishAck, BusError> {
     // Serialising a Post (strings, numbers, a timestamp) cannot fail.
     let payload = serde_json::to_vec(post).unwrap_or_default();
-    let ack = bus.publish(Subject::RawPosts, &post.id, Bytes::from(payload)).await?;
+    let ack = bus
+        .publish(Subject::RawPosts, &post.id, Bytes::from(payload))
+        .await?;
     if ack.duplicate {
         crate::telemetry::metrics::BUS_DUPLICATES.inc();
     }

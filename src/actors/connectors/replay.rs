@@ -36,9 +36,12 @@ pub enum ReplayError {
     Bus(#[from] crate::bus::BusError),
 }
 
+/// What a replay incarnation takes into its task.
+type ReplayWork = (ReplayConfig, Arc<dyn Bus>, Arc<Config>, StopSignal);
+
 /// The replay actor.
 pub struct Replay {
-    work: Option<(ReplayConfig, Arc<dyn Bus>, Arc<Config>, StopSignal)>,
+    work: Option<ReplayWork>,
     guard: LifeGuard,
 }
 

@@ -597,7 +597,9 @@ pub const SINCE: &[&str] = &[
 ];
 
 /// Emoji of joy.
-pub const EMOJI_POSITIVE: &[&str] = &["🚀", "🔥", "💪", "🙌", "😍", "🎉", "💚", "✨", "😄", "🥳", "📈", "💎"];
+pub const EMOJI_POSITIVE: &[&str] = &[
+    "🚀", "🔥", "💪", "🙌", "😍", "🎉", "💚", "✨", "😄", "🥳", "📈", "💎",
+];
 /// Emoji of displeasure.
 pub const EMOJI_NEGATIVE: &[&str] = &["👎", "💀", "📉", "😤", "😞", "😩"];
 /// Emoji of sarcasm.
@@ -617,7 +619,15 @@ pub const EMOJI_NEUTRAL: &[&str] = &["📊", "🧵", "👀", "📌", "🗓️", 
 
 /// Words put before a post.
 pub const OPENERS: &[&str] = &[
-    "ngl", "honestly", "ok so", "tbh", "real talk:", "fwiw", "update:", "hot take:", "quick one:",
+    "ngl",
+    "honestly",
+    "ok so",
+    "tbh",
+    "real talk:",
+    "fwiw",
+    "update:",
+    "hot take:",
+    "quick one:",
     "so yeah,",
 ];
 
@@ -655,7 +665,12 @@ pub const DISCORD_BRAND: &[&str] = &["support", "feedback", "bug-reports", "gene
 /// Discord channels of chatter.
 pub const DISCORD_CHATTER: &[&str] = &["general", "off-topic", "memes"];
 /// YouTube channels by domain.
-pub const YOUTUBE_CRYPTO: &[&str] = &["ChainTalk Daily", "Altcoin Hour", "Degen Digest", "OnChain Weekly"];
+pub const YOUTUBE_CRYPTO: &[&str] = &[
+    "ChainTalk Daily",
+    "Altcoin Hour",
+    "Degen Digest",
+    "OnChain Weekly",
+];
 /// YouTube channels about tech.
 pub const YOUTUBE_BRAND: &[&str] = &["Nimbus Official", "TechTeardown", "GadgetGuru Reviews"];
 /// YouTube channels of chatter.
@@ -669,11 +684,7 @@ pub const MASTODON_INSTANCES: &[&str] = &[
     "infosec.exchange",
 ];
 /// Generic crypto subreddits.
-pub const REDDIT_CRYPTO: &[&str] = &[
-    "r/CryptoCurrency",
-    "r/CryptoMarkets",
-    "r/SatoshiStreetBets",
-];
+pub const REDDIT_CRYPTO: &[&str] = &["r/CryptoCurrency", "r/CryptoMarkets", "r/SatoshiStreetBets"];
 /// Subreddits of brand posts besides the product's own.
 pub const REDDIT_BRAND: &[&str] = &["r/techsupport", "r/gadgets"];
 /// Subreddits of chatter.

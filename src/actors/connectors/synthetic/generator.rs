@@ -57,7 +57,9 @@ const EPISODES: [(&str, f64, f64); 3] = [
 /// Share of posts an episode takes over at its peak.
 const EPISODE_PEAK: f64 = 0.5;
 
-const PLATFORMS: [&str; 6] = ["twitter", "reddit", "bluesky", "mastodon", "youtube", "discord"];
+const PLATFORMS: [&str; 6] = [
+    "twitter", "reddit", "bluesky", "mastodon", "youtube", "discord",
+];
 const PLATFORM_WEIGHTS_CRYPTO: [f64; 6] = [45.0, 18.0, 8.0, 3.0, 6.0, 20.0];
 const PLATFORM_WEIGHTS_BRAND: [f64; 6] = [40.0, 25.0, 8.0, 5.0, 12.0, 10.0];
 const PLATFORM_WEIGHTS_CHATTER: [f64; 6] = [50.0, 10.0, 15.0, 12.0, 3.0, 10.0];
@@ -289,7 +291,7 @@ impl Generator {
     /// about the stream depends only on `cfg.seed`.
     pub fn new(cfg: &SyntheticConfig, run_id: u64) -> Self {
         let mut pool_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_0F_57A7_1146);
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_0F57_A711_4600);
 
         let cats: Vec<Cat> = corpus::CATEGORIES
             .iter()
@@ -394,13 +396,11 @@ impl Generator {
     /// `cfg.episodes` is true).
     pub fn next_post(&mut self, now: DateTime<Utc>, elapsed_s: f64) -> Post {
         let episode = match self.episode_state(elapsed_s) {
-            Some((name, intensity)) if self.rng.gen_bool(intensity.clamp(0.0, 1.0)) => {
-                match name {
-                    EPISODE_CHURN => Some(Episode::Churn),
-                    EPISODE_NARRATIVE => Some(Episode::Narrative),
-                    _ => Some(Episode::Crash),
-                }
-            }
+            Some((name, intensity)) if self.rng.gen_bool(intensity.clamp(0.0, 1.0)) => match name {
+                EPISODE_CHURN => Some(Episode::Churn),
+                EPISODE_NARRATIVE => Some(Episode::Narrative),
+                _ => Some(Episode::Crash),
+            },
             _ => None,
         };
         let cat_idx = match episode {
@@ -474,14 +474,18 @@ impl Generator {
         if !self.recent.is_empty() {
             let roll: f64 = self.rng.gen();
             if roll < 0.15 {
-                let (counter, parent_author) = self.recent[self.rng.gen_range(0..self.recent.len())];
+                let (counter, parent_author) =
+                    self.recent[self.rng.gen_range(0..self.recent.len())];
                 let id = self.post_id(counter);
                 if roll < 0.10 {
                     reply_to = Some(id);
                     if parent_author != author_idx
                         && matches!(platform, "twitter" | "bluesky" | "mastodon")
                     {
-                        reply_handle = self.authors.get(parent_author).map(|a| a.author.handle.as_str());
+                        reply_handle = self
+                            .authors
+                            .get(parent_author)
+                            .map(|a| a.author.handle.as_str());
                     }
                 } else {
                     repost_of = Some(id);
@@ -507,13 +511,9 @@ impl Generator {
                 for seg in &c.templates[t] {
                     match *seg {
                         Seg::Lit(s) => text.push_str(s),
-                        Seg::Slot(slot) => fill(
-                            &mut self.rng,
-                            &mut text,
-                            slot,
-                            &ctx,
-                            &self.mentions,
-                        ),
+                        Seg::Slot(slot) => {
+                            fill(&mut self.rng, &mut text, slot, &ctx, &self.mentions)
+                        }
                     }
                 }
             }
@@ -572,7 +572,14 @@ impl Generator {
 
     /// Openers were added already; adds caps, exclamation marks, emoji,
     /// hashtags, cashtags and closers.
-    fn decorate(&mut self, text: &mut String, body_start: usize, domain: Domain, mood: Mood, ctx: &Ctx) {
+    fn decorate(
+        &mut self,
+        text: &mut String,
+        body_start: usize,
+        domain: Domain,
+        mood: Mood,
+        ctx: &Ctx,
+    ) {
         let rng = &mut self.rng;
         let emotive = matches!(
             mood,
@@ -584,7 +591,10 @@ impl Generator {
             text.push_str(&upper);
         }
         if emotive
-            && text.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+            && text
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
             && rng.gen_bool(0.25)
         {
             text.push_str(if rng.gen_bool(0.5) { "!!" } else { "!!!" });
@@ -659,7 +669,13 @@ impl Generator {
     }
 
     /// The sub-space of the platform the post appears in.
-    fn channel(&mut self, platform: &str, domain: Domain, ctx: &Ctx, author_idx: usize) -> Option<String> {
+    fn channel(
+        &mut self,
+        platform: &str,
+        domain: Domain,
+        ctx: &Ctx,
+        author_idx: usize,
+    ) -> Option<String> {
         let rng = &mut self.rng;
         let project = corpus::PROJECTS.get(ctx.project);
         let product = corpus::PRODUCTS.get(ctx.product);
@@ -735,7 +751,9 @@ impl Generator {
         let likes = base.round().max(0.0);
         let repost_share = rng.gen_range(0.05..0.3);
         let reply_share = match mood {
-            Mood::Angry | Mood::Negative | Mood::Sarcastic | Mood::Disgust => rng.gen_range(0.1..0.4),
+            Mood::Angry | Mood::Negative | Mood::Sarcastic | Mood::Disgust => {
+                rng.gen_range(0.1..0.4)
+            }
             _ => rng.gen_range(0.02..0.15),
         };
         Engagement {
@@ -763,9 +781,17 @@ fn fill(rng: &mut ChaCha8Rng, out: &mut String, slot: Slot, ctx: &Ctx, mentions:
                 out.push_str(project.map(|p| pick(rng, p.names)).unwrap_or("crypto"));
             }
         }
-        Slot::Prod => out.push_str(product.map(|p| pick(rng, p.names)).unwrap_or(corpus::COMPANY)),
+        Slot::Prod => out.push_str(
+            product
+                .map(|p| pick(rng, p.names))
+                .unwrap_or(corpus::COMPANY),
+        ),
         Slot::Feat => out.push_str(product.map(|p| pick(rng, p.features)).unwrap_or("the app")),
-        Slot::Issue => out.push_str(product.map(|p| pick(rng, p.issues)).unwrap_or("keeps crashing")),
+        Slot::Issue => out.push_str(
+            product
+                .map(|p| pick(rng, p.issues))
+                .unwrap_or("keeps crashing"),
+        ),
         Slot::Comp => out.push_str(corpus::COMPANY),
         Slot::Rival => out.push_str(pick(rng, corpus::RIVALS)),
         Slot::At => {
@@ -938,7 +964,9 @@ mod tests {
     }
 
     fn t0() -> DateTime<Utc> {
-        Utc.timestamp_opt(1_700_000_000, 0).single().expect("valid time")
+        Utc.timestamp_opt(1_700_000_000, 0)
+            .single()
+            .expect("valid time")
     }
 
     /// `n` posts, elapsed advancing by `step` seconds per post.
@@ -964,12 +992,18 @@ mod tests {
             for t in c.templates {
                 for seg in parse_template(t) {
                     if let Seg::Lit(s) = seg {
-                        assert!(!s.contains('{') && !s.contains('}'), "unknown slot in {t:?}");
+                        assert!(
+                            !s.contains('{') && !s.contains('}'),
+                            "unknown slot in {t:?}"
+                        );
                     }
                 }
             }
         }
-        assert_eq!(corpus::CATEGORIES.iter().map(|c| c.weight).sum::<u32>(), 100);
+        assert_eq!(
+            corpus::CATEGORIES.iter().map(|c| c.weight).sum::<u32>(),
+            100
+        );
     }
 
     #[test]
@@ -978,8 +1012,14 @@ mod tests {
         let posts = stream(&mut g, 50_000, 0.012);
         let distinct: HashSet<&str> = posts.iter().map(|p| p.text.as_str()).collect();
         println!("distinct texts in 50,000 posts: {}", distinct.len());
-        assert!(distinct.len() >= 20_000, "only {} distinct texts", distinct.len());
-        assert!(posts.iter().all(|p| !p.text.is_empty() && !p.text.contains('{')));
+        assert!(
+            distinct.len() >= 20_000,
+            "only {} distinct texts",
+            distinct.len()
+        );
+        assert!(posts
+            .iter()
+            .all(|p| !p.text.is_empty() && !p.text.contains('{')));
     }
 
     #[test]
@@ -1060,7 +1100,10 @@ mod tests {
 
         let ai = |p: &Post| {
             let t = p.text.to_lowercase();
-            t.contains("#ai") || t.contains("ai agent") || t.contains("#agents") || t.contains("#llm")
+            t.contains("#ai")
+                || t.contains("ai agent")
+                || t.contains("#agents")
+                || t.contains("#llm")
         };
         assert!(share(&spike, ai) > 3.0 * share(&outside, ai));
 
@@ -1098,11 +1141,30 @@ mod tests {
     fn stream_has_the_expected_ingredients() {
         let mut g = Generator::new(&cfg(42), 1);
         let posts = stream(&mut g, 20_000, 0.03);
-        let all: String = posts.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n");
-        for tag in ["$BTC", "$ETH", "$SOL", "$DOGE", "$ADA", "$AVAX", "$LINK", "$ARB", "$PEPE", "$WIF"] {
+        let all: String = posts
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for tag in [
+            "$BTC", "$ETH", "$SOL", "$DOGE", "$ADA", "$AVAX", "$LINK", "$ARB", "$PEPE", "$WIF",
+        ] {
             assert!(all.contains(tag), "missing {tag}");
         }
-        for word in ["solana", "Ethereum", "#ai", "#defi", "#memecoins", "#etf", "@", "🙄", "not bad at all", "not happy with", "?", "!!"] {
+        for word in [
+            "solana",
+            "Ethereum",
+            "#ai",
+            "#defi",
+            "#memecoins",
+            "#etf",
+            "@",
+            "🙄",
+            "not bad at all",
+            "not happy with",
+            "?",
+            "!!",
+        ] {
             assert!(all.contains(word), "missing {word}");
         }
         let lower = all.to_lowercase();
@@ -1123,11 +1185,17 @@ mod tests {
             .any(|p| p.channel.as_deref().is_some_and(|c| c.starts_with("r/"))));
         assert!(posts.iter().any(|p| p.reply_to.is_some()));
         assert!(posts.iter().any(|p| p.repost_of.is_some()));
-        let ids: HashMap<&str, usize> =
-            posts.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
+        let ids: HashMap<&str, usize> = posts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.as_str(), i))
+            .collect();
         for (i, p) in posts.iter().enumerate() {
             for r in [&p.reply_to, &p.repost_of].into_iter().flatten() {
-                assert!(ids.get(r.as_str()).is_some_and(|&j| j < i), "{r} not earlier");
+                assert!(
+                    ids.get(r.as_str()).is_some_and(|&j| j < i),
+                    "{r} not earlier"
+                );
             }
         }
         // Authors post with Zipf-like frequency.
@@ -1137,7 +1205,11 @@ mod tests {
         }
         let mut counts: Vec<usize> = by_author.values().copied().collect();
         counts.sort_unstable_by(|a, b| b.cmp(a));
-        assert!(counts[0] > 20 * counts[counts.len() / 2], "{:?}", &counts[..5]);
+        assert!(
+            counts[0] > 20 * counts[counts.len() / 2],
+            "{:?}",
+            &counts[..5]
+        );
         // Engagement grows with followers.
         let mean = |f: &dyn Fn(u64) -> bool| {
             let sel: Vec<u64> = posts
@@ -1162,17 +1234,5 @@ mod tests {
         }
         let per = start.elapsed().as_nanos() as f64 / n as f64;
         println!("{per:.0} ns/post ({bytes} bytes)");
-    }
-}
-#[cfg(test)]
-mod peek_tmp {
-    use super::*;
-    #[test]
-    fn peek() {
-        let mut g = Generator::new(&SyntheticConfig { rate: 1.0, seed: 42, episodes: true, episode_cycle_s: 600 }, 0x18c);
-        let now = Utc::now();
-        for i in 0..60 { let p = g.next_post(now, 200.0 + i as f64); println!("{:8} {:28} {:>8} {:?} {:?} | {} | {:?} {:?}", p.platform, format!("{:?}", p.channel), p.author.followers, p.geo, p.product, p.text, p.engagement, p.reply_to); }
-        for (e, n) in [(105.0, 8), (285.0, 8), (465.0, 8)] { println!("--- {:?}", g.episode_at(e)); for _ in 0..n { println!("{}", g.next_post(now, e).text); } }
-        println!("{}", serde_json::to_string_pretty(&g.next_post(now, 1.0)).unwrap_or_default());
     }
 }

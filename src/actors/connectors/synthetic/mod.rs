@@ -33,7 +33,12 @@ pub struct Synthetic {
 
 impl Synthetic {
     /// A generator publishing `cfg.rate` posts per second on `bus`.
-    pub fn new(cfg: SyntheticConfig, bus: Arc<dyn Bus>, stop: StopSignal, guard: LifeGuard) -> Self {
+    pub fn new(
+        cfg: SyntheticConfig,
+        bus: Arc<dyn Bus>,
+        stop: StopSignal,
+        guard: LifeGuard,
+    ) -> Self {
         Synthetic {
             work: Some((cfg, bus, stop)),
             guard,
