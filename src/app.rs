@@ -105,7 +105,7 @@ pub async fn run(
         .await;
     }
     let mut aggregators: Vec<Slot<Aggregator>> = Vec::new();
-    for kind in EntityKind::WINDOWED {
+    for kind in EntityKind::windowed() {
         let slot: Slot<Aggregator> = Slot::default();
         aggregators.push(slot.clone());
         let deps = AggregatorDeps {

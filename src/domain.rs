@@ -166,20 +166,13 @@ impl EntityKind {
         EntityKind::Geo,
     ];
 
-    /// Kinds that get per-window time series (all but `post`, whose record is
-    /// the archived post itself).
-    pub const WINDOWED: [EntityKind; 10] = [
-        EntityKind::User,
-        EntityKind::Kol,
-        EntityKind::Project,
-        EntityKind::Topic,
-        EntityKind::Narrative,
-        EntityKind::Macro,
-        EntityKind::Platform,
-        EntityKind::Channel,
-        EntityKind::Product,
-        EntityKind::Geo,
-    ];
+    /// Kinds that get per-window time series: all but `post`, whose record
+    /// is the archived post itself.
+    pub fn windowed() -> impl Iterator<Item = EntityKind> {
+        EntityKind::ALL
+            .into_iter()
+            .filter(|k| *k != EntityKind::Post)
+    }
 
     /// The lower-case name used in URLs, keys and JSON.
     pub fn as_str(self) -> &'static str {
