@@ -107,8 +107,9 @@ pub struct StoreConfig {
     /// Directory of the embedded store; created if missing.
     pub data_dir: PathBuf,
     /// Sync every committed batch to disk before acknowledging the messages it
-    /// counted (survives power loss; slower). Without it a process crash still
-    /// loses nothing, a power loss may lose the last second of windows.
+    /// counted (survives power loss; slower). Without it every commit is still
+    /// handed to the OS before the acknowledgement, so a process crash loses
+    /// nothing committed; a power loss may lose the last second of windows.
     pub fsync: bool,
     /// How long 1-second windows are kept, in hours.
     pub retention_1s_hours: u64,

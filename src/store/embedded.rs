@@ -12,7 +12,8 @@
 //! - `meta`: `wm | kind tag` → the kind's watermark.
 //!
 //! Values are postcard. A batch is read-merge-written under one lock and
-//! committed as one fjall write batch (atomic across keyspaces).
+//! committed as one fjall write batch (atomic across keyspaces), flushed to
+//! the OS before `apply` returns (fsynced too with `store.fsync`).
 
 use super::{Applied, EntityRecord, Store, StoreError, StoredWindow, WindowBatch};
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
@@ -271,10 +272,14 @@ impl Store for EmbeddedStore {
                 r.totals.merge(&delta.metrics);
             }
         }
-        let mut wb = self.db.batch();
-        if self.fsync {
-            wb = wb.durability(Some(PersistMode::SyncAll));
-        }
+        // Every commit leaves the process before we return (a process crash
+        // then loses nothing acknowledged); with `fsync` it reaches the disk.
+        let mode = if self.fsync {
+            PersistMode::SyncAll
+        } else {
+            PersistMode::Buffer
+        };
+        let mut wb = self.db.batch().durability(Some(mode));
         let mut applied = Applied::default();
         for ((res, entity, start), (ks, key, metrics)) in rows {
             wb.insert(&ks, key, metrics.encode());

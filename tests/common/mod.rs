@@ -79,6 +79,15 @@ impl Starling {
     }
 }
 
+impl Starling {
+    /// SIGKILL: the process dies at once, with no drain.
+    pub fn kill_9(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+}
+
 impl Drop for Starling {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
