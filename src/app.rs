@@ -21,6 +21,7 @@ use crate::actors::store_writer::{self, StoreWriter};
 use crate::actors::supervisor::{
     AddChild, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
 };
+use crate::bus::jetstream::JetStreamBus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::Bus;
 use crate::config::Config;
@@ -54,7 +55,19 @@ pub async fn run(
         Arc::new(EmbeddedStore::open(&config.store).with_context(|| {
             format!("opening the store in {}", config.store.data_dir.display())
         })?);
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(&config.bus));
+    let bus: Arc<dyn Bus> = if config.bus.nats_url.is_empty() {
+        Arc::new(MemoryBus::new(&config.bus))
+    } else {
+        tracing::info!(url = %config.bus.nats_url, "using NATS JetStream");
+        Arc::new(
+            JetStreamBus::connect(&config.bus.nats_url, &config.bus)
+                .await
+                .with_context(|| format!("connecting to NATS at {}", config.bus.nats_url))?,
+        )
+    };
+    bus.ensure_consumers(&crate::bus::pipeline_consumers(&config.bus))
+        .await
+        .context("creating the pipeline's consumers")?;
     let cache = HotCache::new(config.store.cache_entries);
     let supervisor = Supervisor::new(config.supervisor.clone()).start();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -242,10 +255,11 @@ pub async fn run(
     let _ = stop_tx.send(true);
     handle.stop(true).await;
     // 2. Classifier.
-    wait_until(|| {
+    wait_until(|| async {
         bus.consumer_stats()
+            .await
             .iter()
-            .filter(|c| c.durable == classifier::DURABLE)
+            .filter(|c| c.durable == crate::bus::CLASSIFY_DURABLE)
             .all(|c| c.pending == 0 && c.ack_pending == 0)
     })
     .await;
@@ -289,9 +303,9 @@ async fn add(
     }
 }
 
-async fn wait_until(done: impl Fn() -> bool) {
+async fn wait_until<F: Future<Output = bool>>(done: impl Fn() -> F) {
     let deadline = tokio::time::Instant::now() + DRAIN_PATIENCE;
-    while !done() {
+    while !done().await {
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!("drain step timed out; continuing shutdown");
             return;

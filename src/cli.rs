@@ -37,6 +37,10 @@ pub struct Overrides {
     /// Posts per second of the synthetic generator; 0 switches it off.
     #[arg(long, value_name = "N")]
     pub synthetic_rate: Option<f64>,
+    /// Run the stages over NATS JetStream at this URL (`nats://127.0.0.1:4222`)
+    /// instead of the in-process bus.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
     /// Replay a JSONL file of posts (repeatable), as fast as the pipeline takes them.
     #[arg(long, value_name = "FILE")]
     pub replay: Vec<PathBuf>,
@@ -51,6 +55,9 @@ impl Overrides {
         }
         if let Some(data) = &self.data {
             config.store.data_dir = data.clone();
+        }
+        if let Some(url) = &self.nats {
+            config.bus.nats_url = url.clone();
         }
         if let Some(rate) = self.synthetic_rate {
             config.connectors.synthetic.rate = rate;

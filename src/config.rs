@@ -137,10 +137,16 @@ impl Default for StoreConfig {
     }
 }
 
-/// In-process bus settings (the JetStream issue adds a `nats` section).
+/// The bus between stages: in-process by default, NATS JetStream when
+/// `nats_url` is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusConfig {
+    /// NATS server URL (`nats://127.0.0.1:4222`); empty = the in-process bus.
+    pub nats_url: String,
+    /// How long a publish keeps retrying a full stream or an absent broker
+    /// before it fails, in milliseconds.
+    pub publish_timeout_ms: u64,
     /// Messages a stream holds before publishers wait for consumers (back-pressure).
     pub stream_max_msgs: usize,
     /// A message id seen again within this many seconds is a duplicate and dropped.
@@ -156,6 +162,8 @@ pub struct BusConfig {
 impl Default for BusConfig {
     fn default() -> Self {
         BusConfig {
+            nats_url: String::new(),
+            publish_timeout_ms: 30_000,
             stream_max_msgs: 200_000,
             duplicate_window_s: 120,
             ack_wait_ms: 30_000,

@@ -499,3 +499,64 @@ async fn committed_windows_survive_kill_9() {
     check_overall(&settle(&s, e.volume).await, &e);
     s.stop();
 }
+
+#[actix_rt::test]
+async fn over_jetstream_a_kill_9_mid_stream_loses_nothing_and_counts_nothing_twice() {
+    let nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..1_200).map(|i| post(i, now)).collect();
+    let e = expected(&posts);
+    let s = Starling::start(dir.path(), &["--nats", &nats.url]);
+    for chunk in posts.chunks(200) {
+        let (status, body) = ingest(
+            &s,
+            serde_json::to_string(chunk).expect("json"),
+            "application/json",
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    // Accepted means stored in JetStream; kill the process while the
+    // classifier and aggregators are still working through it.
+    s.kill_9();
+    let s = Starling::start(dir.path(), &["--nats", &nats.url]);
+    check_overall(&settle(&s, e.volume).await, &e);
+    // Re-sent posts are still recognised.
+    let (status, _) = ingest(
+        &s,
+        serde_json::to_string(&posts[..100]).expect("json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 202);
+    check_overall(&settle(&s, e.volume).await, &e);
+    s.stop();
+}
+
+#[actix_rt::test]
+async fn over_jetstream_a_nats_restart_is_survived() {
+    let mut nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..400).map(|i| post(i, now)).collect();
+    let s = Starling::start(dir.path(), &["--nats", &nats.url]);
+    let (status, _) = ingest(
+        &s,
+        serde_json::to_string(&posts[..200]).expect("json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 202);
+    nats.restart();
+    let (status, body) = ingest(
+        &s,
+        serde_json::to_string(&posts[200..]).expect("json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let e = expected(&posts);
+    check_overall(&settle(&s, e.volume).await, &e);
+    s.stop();
+}

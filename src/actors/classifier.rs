@@ -12,7 +12,7 @@
 //! [`MAILBOX`]. Restart policy: permanent.
 
 use super::supervisor::LifeGuard;
-use crate::bus::{Bus, ConsumerSpec, StreamName, Subject};
+use crate::bus::{pipeline_consumer, Bus, BusError, Subject, CLASSIFY_DURABLE};
 use crate::config::{BusConfig, ClassifierConfig};
 use crate::domain::{EnrichedPost, Post};
 use crate::nlp::{Extractor, LexiconScorer};
@@ -24,9 +24,6 @@ use std::time::Duration;
 
 /// Control mailbox capacity.
 pub const MAILBOX: usize = 16;
-
-/// Durable consumer name shared by the pool.
-pub const DURABLE: &str = "classify";
 
 /// What a worker needs.
 #[derive(Clone)]
@@ -90,17 +87,10 @@ pub fn enrich(post: Post, scorer: &LexiconScorer, extractor: &Extractor) -> Enri
     }
 }
 
-async fn run(deps: ClassifierDeps) -> Result<(), crate::bus::BusError> {
-    let mut consumer = deps
-        .bus
-        .consumer(ConsumerSpec {
-            stream: StreamName::Raw,
-            durable: DURABLE.into(),
-            ack_wait: Duration::from_millis(deps.bus_cfg.ack_wait_ms),
-            max_deliver: deps.bus_cfg.max_deliver,
-            max_ack_pending: deps.bus_cfg.max_ack_pending,
-        })
-        .await?;
+async fn run(deps: ClassifierDeps) -> Result<(), BusError> {
+    let spec = pipeline_consumer(&deps.bus_cfg, CLASSIFY_DURABLE)
+        .ok_or_else(|| BusError::UnknownConsumer(CLASSIFY_DURABLE.into()))?;
+    let mut consumer = deps.bus.consumer(spec).await?;
     loop {
         let batch = consumer
             .fetch(deps.cfg.batch_size, Duration::from_millis(500))

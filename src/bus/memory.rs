@@ -114,6 +114,34 @@ impl MemoryBus {
         // Every StreamName is created in `new`.
         Arc::clone(&self.inner.streams[&name])
     }
+
+    /// Creates the consumer if missing (updating its settings otherwise).
+    fn define(&self, spec: &ConsumerSpec) -> Result<Arc<Stream>, BusError> {
+        if self.inner.is_closed() {
+            return Err(BusError::Closed);
+        }
+        let stream = self.stream(spec.stream);
+        {
+            let mut st = stream.state.lock();
+            let first = st.msgs.keys().next().copied().unwrap_or(st.next_seq);
+            match st.consumers.get_mut(&spec.durable) {
+                Some(existing) => existing.spec = spec.clone(),
+                None => {
+                    st.consumers.insert(
+                        spec.durable.clone(),
+                        ConsumerState {
+                            spec: spec.clone(),
+                            next_seq: first,
+                            pending: BTreeMap::new(),
+                            redelivered: 0,
+                            dead_lettered: 0,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(stream)
+    }
 }
 
 impl Inner {
@@ -231,30 +259,15 @@ impl Bus for MemoryBus {
         }
     }
 
+    async fn ensure_consumers(&self, specs: &[ConsumerSpec]) -> Result<(), BusError> {
+        for spec in specs {
+            self.define(spec)?;
+        }
+        Ok(())
+    }
+
     async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
-        if self.inner.is_closed() {
-            return Err(BusError::Closed);
-        }
-        let stream = self.stream(spec.stream);
-        {
-            let mut st = stream.state.lock();
-            let first = st.msgs.keys().next().copied().unwrap_or(st.next_seq);
-            match st.consumers.get_mut(&spec.durable) {
-                Some(existing) => existing.spec = spec.clone(),
-                None => {
-                    st.consumers.insert(
-                        spec.durable.clone(),
-                        ConsumerState {
-                            spec: spec.clone(),
-                            next_seq: first,
-                            pending: BTreeMap::new(),
-                            redelivered: 0,
-                            dead_lettered: 0,
-                        },
-                    );
-                }
-            }
-        }
+        let stream = self.define(&spec)?;
         Ok(Box::new(MemoryConsumer {
             bus: Arc::clone(&self.inner),
             stream,
@@ -262,7 +275,7 @@ impl Bus for MemoryBus {
         }))
     }
 
-    fn stream_stats(&self) -> Vec<StreamStats> {
+    async fn stream_stats(&self) -> Vec<StreamStats> {
         let mut out: Vec<StreamStats> = self
             .inner
             .streams
@@ -273,7 +286,7 @@ impl Bus for MemoryBus {
                     stream: s.name.as_str(),
                     messages: st.msgs.len() as u64,
                     published: st.published,
-                    duplicates: st.duplicates,
+                    duplicates: Some(st.duplicates),
                 }
             })
             .collect();
@@ -281,7 +294,7 @@ impl Bus for MemoryBus {
         out
     }
 
-    fn consumer_stats(&self) -> Vec<ConsumerStats> {
+    async fn consumer_stats(&self) -> Vec<ConsumerStats> {
         let mut out = Vec::new();
         for s in self.inner.streams.values() {
             let st = s.state.lock();
@@ -292,7 +305,7 @@ impl Bus for MemoryBus {
                     pending: st.next_seq.saturating_sub(c.next_seq),
                     ack_pending: c.pending.len() as u64,
                     redelivered: c.redelivered,
-                    dead_lettered: c.dead_lettered,
+                    dead_lettered: Some(c.dead_lettered),
                 });
             }
         }
@@ -300,7 +313,7 @@ impl Bus for MemoryBus {
         out
     }
 
-    fn dead_letters(&self) -> Vec<DeadLetter> {
+    async fn dead_letters(&self) -> Vec<DeadLetter> {
         self.inner.dead.lock().iter().cloned().collect()
     }
 

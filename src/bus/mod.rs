@@ -18,6 +18,7 @@
 //!   `ack_wait` is delivered again, and after `max_deliver` deliveries it is
 //!   dead-lettered and counted.
 
+pub mod jetstream;
 pub mod memory;
 
 use async_trait::async_trait;
@@ -94,6 +95,41 @@ pub struct ConsumerSpec {
     pub max_ack_pending: usize,
 }
 
+/// The durable consumers of the pipeline, with their settings: the classifier
+/// pool's on the raw stream and one per windowed entity kind on the enriched
+/// stream. Buses create them all before anything is published, so that no
+/// message is published before the consumers that must see it exist.
+pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
+    let spec = |stream, durable: String| ConsumerSpec {
+        stream,
+        durable,
+        ack_wait: Duration::from_millis(cfg.ack_wait_ms),
+        max_deliver: cfg.max_deliver,
+        max_ack_pending: cfg.max_ack_pending,
+    };
+    std::iter::once(spec(StreamName::Raw, CLASSIFY_DURABLE.to_string()))
+        .chain(
+            crate::domain::EntityKind::windowed()
+                .map(|k| spec(StreamName::Enriched, aggregate_durable(k))),
+        )
+        .collect()
+}
+
+/// Durable consumer shared by the classifier pool.
+pub const CLASSIFY_DURABLE: &str = "classify";
+
+/// Durable consumer of a kind's aggregator.
+pub fn aggregate_durable(kind: crate::domain::EntityKind) -> String {
+    format!("aggregate-{kind}")
+}
+
+/// The consumer spec named `durable` among [`pipeline_consumers`].
+pub fn pipeline_consumer(cfg: &crate::config::BusConfig, durable: &str) -> Option<ConsumerSpec> {
+    pipeline_consumers(cfg)
+        .into_iter()
+        .find(|c| c.durable == durable)
+}
+
 /// What a publish returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishAck {
@@ -115,6 +151,9 @@ pub enum BusError {
     /// The publish or fetch did not complete in time.
     #[error("bus operation timed out after {0:?}")]
     Timeout(Duration),
+    /// The broker refused or failed the operation.
+    #[error("broker: {0}")]
+    Broker(String),
 }
 
 /// One delivered message; acknowledge it once its effect is durable.
@@ -206,8 +245,10 @@ pub struct ConsumerStats {
     pub ack_pending: u64,
     /// Redeliveries so far.
     pub redelivered: u64,
-    /// Messages dead-lettered after max_deliver or a term.
-    pub dead_lettered: u64,
+    /// Messages dead-lettered after max_deliver or a term (absent where the
+    /// broker does not count them per consumer; see `/api/admin/dlq`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_lettered: Option<u64>,
 }
 
 /// Stream counters, for `/metrics` and the admin API.
@@ -219,8 +260,9 @@ pub struct StreamStats {
     pub messages: u64,
     /// Messages accepted so far.
     pub published: u64,
-    /// Publishes recognised as duplicates.
-    pub duplicates: u64,
+    /// Publishes recognised as duplicates (absent where the broker does not count them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates: Option<u64>,
 }
 
 /// A message given up on, with the reason.
@@ -254,14 +296,18 @@ pub trait Bus: Send + Sync + 'static {
     /// updated if it does) and returns a handle on it.
     async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError>;
 
+    /// Creates (or updates) these durable consumers without opening them:
+    /// called at start, before anything is published.
+    async fn ensure_consumers(&self, specs: &[ConsumerSpec]) -> Result<(), BusError>;
+
     /// Stream counters.
-    fn stream_stats(&self) -> Vec<StreamStats>;
+    async fn stream_stats(&self) -> Vec<StreamStats>;
 
     /// Consumer lag and counters.
-    fn consumer_stats(&self) -> Vec<ConsumerStats>;
+    async fn consumer_stats(&self) -> Vec<ConsumerStats>;
 
     /// Recently dead-lettered messages (newest last).
-    fn dead_letters(&self) -> Vec<DeadLetter>;
+    async fn dead_letters(&self) -> Vec<DeadLetter>;
 
     /// Stops the bus: pending and future calls fail with [`BusError::Closed`].
     fn close(&self);

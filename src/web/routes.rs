@@ -187,7 +187,7 @@ async fn get_series(
 
 async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     let mut g: Vec<(&str, &str, String, f64)> = Vec::new();
-    for c in state.bus.consumer_stats() {
+    for c in state.bus.consumer_stats().await {
         let labels = format!("stream=\"{}\",consumer=\"{}\"", c.stream, c.durable);
         g.push((
             gauges::CONSUMER_PENDING.0,
@@ -203,7 +203,7 @@ async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
         ));
     }
     g.sort_by(|a, b| a.0.cmp(b.0));
-    for s in state.bus.stream_stats() {
+    for s in state.bus.stream_stats().await {
         g.push((
             gauges::STREAM_MESSAGES.0,
             gauges::STREAM_MESSAGES.1,
@@ -234,11 +234,11 @@ async fn admin_actors(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         .map_err(|e| ApiError::Unavailable(format!("supervisor: {e}")))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "actors": actors,
-        "consumers": state.bus.consumer_stats(),
-        "streams": state.bus.stream_stats(),
+        "consumers": state.bus.consumer_stats().await,
+        "streams": state.bus.stream_stats().await,
     })))
 }
 
 async fn admin_dlq(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "dead_letters": state.bus.dead_letters() }))
+    HttpResponse::Ok().json(serde_json::json!({ "dead_letters": state.bus.dead_letters().await }))
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -28,6 +30,8 @@ impl Starling {
             .env("STARLING_CONNECTORS__SYNTHETIC__RATE", "0")
             .env("STARLING_AGGREGATION__ALLOWED_LATENESS_MS", "500")
             .env("STARLING_AGGREGATION__FLUSH_INTERVAL_MS", "100")
+            // Acks lost in a broker restart come back sooner.
+            .env("STARLING_BUS__ACK_WAIT_MS", "5000")
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn starling");

@@ -24,7 +24,7 @@ use self::open::{Admit, Closed, OpenWindows};
 use self::window::{id_hash, post_weight, Contribution, Resolution, WindowMetrics};
 use super::store_writer::{Apply, StoreWriter};
 use super::supervisor::{LifeGuard, Slot};
-use crate::bus::{Bus, ConsumerSpec, Delivery, StreamName};
+use crate::bus::{aggregate_durable, pipeline_consumer, Bus, BusError, Delivery};
 use crate::config::{AggregationConfig, BusConfig};
 use crate::domain::{EnrichedPost, EntityKind};
 use crate::store::{Store, WindowBatch, WindowDelta};
@@ -46,7 +46,7 @@ const WRITER_PATIENCE: Duration = Duration::from_secs(30);
 pub enum AggregatorError {
     /// The bus failed.
     #[error("bus: {0}")]
-    Bus(#[from] crate::bus::BusError),
+    Bus(#[from] BusError),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -95,11 +95,6 @@ impl Aggregator {
             drain_rx: Some(drain_rx),
             guard,
         }
-    }
-
-    /// Durable consumer name of a kind's aggregator.
-    pub fn durable(kind: EntityKind) -> String {
-        format!("aggregate-{kind}")
     }
 }
 
@@ -180,16 +175,10 @@ async fn run(
     deps: AggregatorDeps,
     mut drain_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
 ) -> Result<(), AggregatorError> {
-    let mut consumer = deps
-        .bus
-        .consumer(ConsumerSpec {
-            stream: StreamName::Enriched,
-            durable: Aggregator::durable(kind),
-            ack_wait: Duration::from_millis(deps.bus_cfg.ack_wait_ms),
-            max_deliver: deps.bus_cfg.max_deliver,
-            max_ack_pending: deps.bus_cfg.max_ack_pending,
-        })
-        .await?;
+    let durable = aggregate_durable(kind);
+    let spec =
+        pipeline_consumer(&deps.bus_cfg, &durable).ok_or(BusError::UnknownConsumer(durable))?;
+    let mut consumer = deps.bus.consumer(spec).await?;
     let lateness = i64::try_from(deps.cfg.allowed_lateness_ms).unwrap_or(i64::MAX / 4);
     let stored_wm = deps.store.watermark(kind)?;
     let start_wm = stored_wm.unwrap_or(i64::MIN / 2).max(now_ms() - lateness);

@@ -1,0 +1,450 @@
+//! The JetStream bus: the same [`Bus`] semantics over NATS JetStream
+//! (async-nats), for deployments where stages must survive a crash or run
+//! in several processes.
+//!
+//! - Streams `STARLING_RAW` and `STARLING_ENRICHED` use interest retention
+//!   (a message is kept until every durable consumer has acknowledged it)
+//!   and `discard: new`: a full stream refuses publishes, and `publish`
+//!   retries with back-off until there is room (back-pressure) or
+//!   `bus.publish_timeout_ms` passes. Both are created or updated at start,
+//!   together with every pipeline consumer, before anything is published.
+//! - Publishes carry `Nats-Msg-Id`; the stream's duplicate window drops
+//!   repeats. A publish returns only once the stream has stored it.
+//! - Consumers are durable pull consumers with explicit acks, `ack_wait`,
+//!   `max_deliver` and `max_ack_pending` from the config.
+//! - Dead letters go to the `STARLING_DLQ` stream (`starling.dlq.<stream>.<consumer>`)
+//!   with the reason in a header: on `term`, and when the server reports a
+//!   message that reached `max_deliver` (its advisory).
+//! - A lost connection is retried by the client; publishes and fetches
+//!   retry until it is back.
+
+use super::{
+    Acker, Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, DeadLetter, Delivery, PublishAck,
+    StreamName, StreamStats,
+};
+use crate::config::BusConfig;
+use crate::telemetry::metrics;
+use async_nats::jetstream::{self, consumer, stream, AckKind};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The dead-letter stream.
+pub const DLQ_STREAM: &str = "STARLING_DLQ";
+/// Prefix of dead-letter subjects.
+const DLQ_PREFIX: &str = "starling.dlq";
+/// Header carrying why a message was dead-lettered.
+const REASON_HEADER: &str = "Starling-Reason";
+/// Header carrying the original stream sequence.
+const SEQ_HEADER: &str = "Starling-Seq";
+/// Dead letters kept in the DLQ stream.
+const DLQ_MAX_MSGS: i64 = 10_000;
+/// Dead letters listed by `dead_letters`.
+const DLQ_LISTED: u64 = 1_000;
+
+fn broker(e: impl std::fmt::Display) -> BusError {
+    BusError::Broker(e.to_string())
+}
+
+/// The JetStream bus.
+#[derive(Clone)]
+pub struct JetStreamBus {
+    js: jetstream::Context,
+    cfg: BusConfig,
+    closed: Arc<AtomicBool>,
+}
+
+impl JetStreamBus {
+    /// Connects to `url`, then creates or updates the streams.
+    pub async fn connect(url: &str, cfg: &BusConfig) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("starling")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection event");
+            })
+            .connect(url)
+            .await
+            .map_err(broker)?;
+        let js = jetstream::new(client.clone());
+        let bus = JetStreamBus {
+            js,
+            cfg: cfg.clone(),
+            closed: Arc::new(AtomicBool::new(false)),
+        };
+        for name in [StreamName::Raw, StreamName::Enriched] {
+            bus.js
+                .create_or_update_stream(stream::Config {
+                    name: name.as_str().to_string(),
+                    subjects: vec![name.subject().as_str().to_string()],
+                    retention: stream::RetentionPolicy::Interest,
+                    discard: stream::DiscardPolicy::New,
+                    max_messages: i64::try_from(cfg.stream_max_msgs).unwrap_or(i64::MAX),
+                    duplicate_window: Duration::from_secs(cfg.duplicate_window_s),
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(broker)?;
+        }
+        bus.js
+            .create_or_update_stream(stream::Config {
+                name: DLQ_STREAM.to_string(),
+                subjects: vec![format!("{DLQ_PREFIX}.>")],
+                retention: stream::RetentionPolicy::Limits,
+                discard: stream::DiscardPolicy::Old,
+                max_messages: DLQ_MAX_MSGS,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(broker)?;
+        bus.watch_max_deliveries(client).await?;
+        Ok(bus)
+    }
+
+    async fn define(&self, spec: &ConsumerSpec) -> Result<consumer::PullConsumer, BusError> {
+        let stream = self
+            .js
+            .get_stream(spec.stream.as_str())
+            .await
+            .map_err(broker)?;
+        let config = consumer::pull::Config {
+            durable_name: Some(spec.durable.clone()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_wait: spec.ack_wait,
+            max_deliver: i64::from(spec.max_deliver),
+            max_ack_pending: i64::try_from(spec.max_ack_pending).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        match stream.create_consumer(config.clone()).await {
+            Ok(c) => Ok(c),
+            // Exists with other settings: update them.
+            Err(_) => stream.update_consumer(config).await.map_err(broker),
+        }
+    }
+
+    /// Copies every message the server gives up on (max_deliver reached)
+    /// to the dead-letter stream, with the reason.
+    async fn watch_max_deliveries(&self, client: async_nats::Client) -> Result<(), BusError> {
+        let mut sub = client
+            .subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>")
+            .await
+            .map_err(broker)?;
+        let bus = self.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let Ok(advisory) = serde_json::from_slice::<serde_json::Value>(&msg.payload) else {
+                    continue;
+                };
+                let stream = advisory["stream"].as_str().unwrap_or_default().to_string();
+                let consumer = advisory["consumer"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let seq = advisory["stream_seq"].as_u64().unwrap_or_default();
+                let deliveries = advisory["deliveries"].as_u64().unwrap_or_default();
+                let payload = match bus.js.get_stream(&stream).await {
+                    Ok(s) => s
+                        .get_raw_message(seq)
+                        .await
+                        .map(|m| m.payload)
+                        .unwrap_or_default(),
+                    Err(_) => Bytes::new(),
+                };
+                let reason = format!("not acknowledged after {deliveries} deliveries");
+                if let Err(e) = bus
+                    .dead_letter(&stream, &consumer, seq, &reason, payload)
+                    .await
+                {
+                    tracing::error!(error = %e, stream, consumer, seq, "cannot record a dead letter");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        stream: &str,
+        consumer: &str,
+        seq: u64,
+        reason: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(REASON_HEADER, reason);
+        headers.insert(SEQ_HEADER, seq.to_string().as_str());
+        self.js
+            .publish_with_headers(
+                format!("{DLQ_PREFIX}.{stream}.{consumer}"),
+                headers,
+                payload,
+            )
+            .await
+            .map_err(broker)?
+            .await
+            .map_err(broker)?;
+        metrics::BUS_DEAD_LETTERED.inc();
+        tracing::warn!(stream, consumer, seq, reason, "message dead-lettered");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for JetStreamBus {
+    async fn publish(
+        &self,
+        subject: super::Subject,
+        msg_id: &str,
+        payload: Bytes,
+    ) -> Result<PublishAck, BusError> {
+        let patience = Duration::from_millis(self.cfg.publish_timeout_ms);
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(BusError::Closed);
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+            let attempt = match self
+                .js
+                .publish_with_headers(subject.as_str(), headers, payload.clone())
+                .await
+            {
+                Ok(ack) => ack.await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match attempt {
+                Ok(ack) => {
+                    return Ok(PublishAck {
+                        seq: ack.sequence,
+                        duplicate: ack.duplicate,
+                    })
+                }
+                Err(e) => {
+                    // A full stream (discard: new) or a broker away: wait and retry.
+                    metrics::BUS_PUBLISH_WAITS.inc();
+                    if tokio::time::Instant::now() + backoff > deadline {
+                        tracing::warn!(error = %e, "publish gave up");
+                        return Err(BusError::Timeout(patience));
+                    }
+                    tracing::debug!(error = %e, "publish refused, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {
+        let consumer = self.define(&spec).await?;
+        Ok(Box::new(JetStreamConsumer {
+            bus: self.clone(),
+            consumer,
+            spec,
+        }))
+    }
+
+    async fn ensure_consumers(&self, specs: &[ConsumerSpec]) -> Result<(), BusError> {
+        for spec in specs {
+            self.define(spec).await?;
+        }
+        Ok(())
+    }
+
+    async fn stream_stats(&self) -> Vec<StreamStats> {
+        let mut out = Vec::new();
+        for name in [StreamName::Enriched, StreamName::Raw] {
+            let Ok(mut s) = self.js.get_stream(name.as_str()).await else {
+                continue;
+            };
+            if let Ok(info) = s.info().await {
+                out.push(StreamStats {
+                    stream: name.as_str(),
+                    messages: info.state.messages,
+                    published: info.state.last_sequence,
+                    duplicates: None,
+                });
+            }
+        }
+        out
+    }
+
+    async fn consumer_stats(&self) -> Vec<ConsumerStats> {
+        let mut out = Vec::new();
+        for name in [StreamName::Raw, StreamName::Enriched] {
+            let Ok(s) = self.js.get_stream(name.as_str()).await else {
+                continue;
+            };
+            let mut infos = s.consumers();
+            while let Some(Ok(info)) = infos.next().await {
+                out.push(ConsumerStats {
+                    stream: name.as_str(),
+                    durable: info.name.clone(),
+                    pending: info.num_pending,
+                    ack_pending: info.num_ack_pending as u64,
+                    redelivered: info.num_redelivered as u64,
+                    dead_lettered: None,
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.stream, &a.durable).cmp(&(b.stream, &b.durable)));
+        out
+    }
+
+    async fn dead_letters(&self) -> Vec<DeadLetter> {
+        let Ok(mut s) = self.js.get_stream(DLQ_STREAM).await else {
+            return Vec::new();
+        };
+        let Ok(info) = s.info().await else {
+            return Vec::new();
+        };
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        let mut out = Vec::new();
+        if info.state.messages == 0 {
+            return out;
+        }
+        for seq in first.max(last.saturating_sub(DLQ_LISTED - 1))..=last {
+            let Ok(m) = s.get_raw_message(seq).await else {
+                continue;
+            };
+            let header = |name: &str| {
+                m.headers
+                    .get(name)
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default()
+            };
+            let mut parts = m.subject.as_str().splitn(4, '.').skip(2);
+            let stream = parts.next().unwrap_or_default();
+            let durable = parts.next().unwrap_or_default().to_string();
+            out.push(DeadLetter {
+                stream: [StreamName::Raw, StreamName::Enriched]
+                    .into_iter()
+                    .map(StreamName::as_str)
+                    .find(|n| *n == stream)
+                    .unwrap_or(DLQ_STREAM),
+                durable,
+                seq: header(SEQ_HEADER).parse().unwrap_or_default(),
+                reason: header(REASON_HEADER),
+                payload: String::from_utf8_lossy(&m.payload).into_owned(),
+            });
+        }
+        out
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+struct JetStreamConsumer {
+    bus: JetStreamBus,
+    consumer: consumer::PullConsumer,
+    spec: ConsumerSpec,
+}
+
+#[async_trait]
+impl Consumer for JetStreamConsumer {
+    async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        if self.bus.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed);
+        }
+        let wait = wait.max(Duration::from_millis(10));
+        let mut batch = match self
+            .consumer
+            .fetch()
+            .max_messages(max.max(1))
+            .expires(wait)
+            .messages()
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                // Broker away (restart, network): the client reconnects; try later.
+                tracing::warn!(error = %e, durable = %self.spec.durable, "fetch failed; retrying");
+                tokio::time::sleep(wait).await;
+                return Ok(Vec::new());
+            }
+        };
+        let mut out = Vec::new();
+        while let Some(next) = batch.next().await {
+            let message = match next {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, durable = %self.spec.durable, "fetch interrupted");
+                    break;
+                }
+            };
+            let (seq, delivered) = match message.info() {
+                Ok(i) => (
+                    i.stream_sequence,
+                    u32::try_from(i.delivered).unwrap_or(u32::MAX),
+                ),
+                Err(_) => (0, 1),
+            };
+            if delivered > 1 {
+                metrics::BUS_REDELIVERED.inc();
+            }
+            let (message, acker) = message.split();
+            out.push(Delivery::new(
+                self.spec.stream.subject(),
+                message.payload.clone(),
+                seq,
+                delivered,
+                Box::new(JetStreamAcker {
+                    bus: self.bus.clone(),
+                    acker,
+                    stream: self.spec.stream,
+                    durable: self.spec.durable.clone(),
+                    seq,
+                    payload: message.payload,
+                }),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+struct JetStreamAcker {
+    bus: JetStreamBus,
+    acker: jetstream::message::Acker,
+    stream: StreamName,
+    durable: String,
+    seq: u64,
+    payload: Bytes,
+}
+
+#[async_trait]
+impl Acker for JetStreamAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        // A lost ack only means a redelivery, which the consumers de-duplicate.
+        self.acker.ack().await.map_err(broker)
+    }
+
+    async fn nak(&self, delay: Duration) -> Result<(), BusError> {
+        self.acker
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(broker)
+    }
+
+    async fn term(&self, reason: &str) -> Result<(), BusError> {
+        self.bus
+            .dead_letter(
+                self.stream.as_str(),
+                &self.durable,
+                self.seq,
+                reason,
+                self.payload.clone(),
+            )
+            .await?;
+        self.acker.ack_with(AckKind::Term).await.map_err(broker)
+    }
+}
