@@ -1,12 +1,15 @@
-//! The topology: opens the store and the bus, starts every stage under the
-//! supervisor, serves the web API, and on shutdown drains the pipeline in
-//! data-flow order so that nothing accepted is lost:
+//! The topology: opens the store and the bus, starts this process's stages
+//! (its roles) under the supervisor, serves the web API, and on shutdown
+//! drains in data-flow order so that nothing accepted is lost:
 //!
 //! 1. stop the sources: the web server stops accepting (in-flight requests
 //!    finish and their posts are on the bus) and connectors stop producing;
-//! 2. wait until the classifier has acknowledged every raw post;
-//! 3. ask every aggregator to drain: take what is left on the enriched
-//!    stream, close all open windows and commit them;
+//! 2. with the in-process bus, wait until the classifier has acknowledged
+//!    every raw post;
+//! 3. ask every aggregator to drain: close all open windows and commit them
+//!    (with the in-process bus, after taking what is left on the enriched
+//!    stream; over JetStream what was not fetched stays there for the next
+//!    process);
 //! 4. stop the actors, close the bus and sync the store.
 //!
 //! The next start continues from what is on disk: totals, series and each
@@ -19,12 +22,12 @@ use crate::actors::connectors::synthetic::Synthetic;
 use crate::actors::hub::{self, Hub};
 use crate::actors::store_writer::{self, StoreWriter};
 use crate::actors::supervisor::{
-    AddChild, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
+    AddChild, ChildContext, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
 };
 use crate::bus::jetstream::JetStreamBus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::Bus;
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::domain::EntityKind;
 use crate::nlp::{Extractor, LexiconScorer};
 use crate::store::cache::HotCache;
@@ -42,20 +45,26 @@ const DRAIN_PATIENCE: Duration = Duration::from_secs(30);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs the whole pipeline until `shutdown` resolves, then drains it.
-/// Must run inside an actix system. `on_listening` is called with the bound
-/// address once the server accepts connections.
+/// What the process tells its caller once it is up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ready {
+    /// Address of the web server, when this process runs one.
+    pub http: Option<std::net::SocketAddr>,
+    /// The roles it runs.
+    pub roles: Vec<Role>,
+}
+
+/// Runs this process's stages until `shutdown` resolves, then drains them.
+/// Must run inside an actix system. `on_ready` is called once every stage
+/// is started and the web server (if any) accepts connections.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
-    on_listening: impl FnOnce(std::net::SocketAddr),
+    on_ready: impl FnOnce(Ready),
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let store: Arc<dyn Store> =
-        Arc::new(EmbeddedStore::open(&config.store).with_context(|| {
-            format!("opening the store in {}", config.store.data_dir.display())
-        })?);
-    let bus: Arc<dyn Bus> = if config.bus.nats_url.is_empty() {
+    let in_process = config.bus.nats_url.is_empty();
+    let bus: Arc<dyn Bus> = if in_process {
         Arc::new(MemoryBus::new(&config.bus))
     } else {
         tracing::info!(url = %config.bus.nats_url, "using NATS JetStream");
@@ -68,56 +77,171 @@ pub async fn run(
     bus.ensure_consumers(&crate::bus::pipeline_consumers(&config.bus))
         .await
         .context("creating the pipeline's consumers")?;
+    let store: Option<Arc<dyn Store>> = if config.runs(Role::Aggregate) {
+        let embedded = EmbeddedStore::open(&config.store)
+            .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
+        Some(Arc::new(embedded))
+    } else {
+        None
+    };
     let cache = HotCache::new(config.store.cache_entries);
     let supervisor = Supervisor::new(config.supervisor.clone()).start();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
     // Sinks first, sources last.
     let hub_slot: Slot<Hub> = Slot::default();
-    {
-        let slot = hub_slot.clone();
-        add(
-            &supervisor,
-            "hub",
-            "hub",
-            RestartPolicy::Permanent,
-            move |c| {
-                let addr = Hub::start_in_arbiter(&c.arbiter, move |ctx| {
-                    ctx.set_mailbox_capacity(hub::MAILBOX);
-                    Hub::new(c.guard)
-                });
-                slot.set(addr);
-                Ok(())
-            },
-        )
-        .await;
-    }
-    let writer_slot: Slot<StoreWriter> = Slot::default();
-    {
-        let (slot, store, cache, hub) = (
-            writer_slot.clone(),
-            store.clone(),
-            cache.clone(),
-            hub_slot.clone(),
-        );
-        add(
-            &supervisor,
-            "store-writer",
-            "store",
-            RestartPolicy::Permanent,
-            move |c| {
-                let (store, cache, hub) = (store.clone(), cache.clone(), hub.clone());
-                let addr = StoreWriter::start_in_arbiter(&c.arbiter, move |ctx| {
-                    ctx.set_mailbox_capacity(store_writer::MAILBOX);
-                    StoreWriter::new(store, cache, hub, c.guard)
-                });
-                slot.set(addr);
-                Ok(())
-            },
-        )
-        .await;
-    }
     let mut aggregators: Vec<Slot<Aggregator>> = Vec::new();
+    let mut retention = None;
+    if let Some(store) = &store {
+        start_sinks(
+            &supervisor,
+            &config,
+            &bus,
+            store,
+            &cache,
+            &hub_slot,
+            &mut aggregators,
+        )
+        .await;
+        retention = Some(spawn_retention(store.clone()));
+    }
+    if config.runs(Role::Classify) {
+        start_classifiers(&supervisor, &config, &bus).await;
+    }
+    if config.runs(Role::Ingest) {
+        start_connectors(&supervisor, &config, &bus, &stop_rx).await;
+    }
+
+    let mut server = None;
+    if config.runs(Role::Ingest) || config.runs(Role::Web) {
+        let state = actix_web::web::Data::new(AppState::new(
+            config.clone(),
+            bus.clone(),
+            store.clone(),
+            cache,
+            hub_slot,
+            supervisor.clone(),
+        ));
+        let (srv, addr) =
+            web::bind(state).with_context(|| format!("binding {}", config.http.listen))?;
+        server = Some((srv.handle(), actix_rt::spawn(srv), addr));
+    }
+    let http = server.as_ref().map(|(_, _, addr)| *addr);
+    tracing::info!(roles = ?config.roles, http = ?http, data_dir = %config.store.data_dir.display(), "starling is running");
+    on_ready(Ready {
+        http,
+        roles: config.roles.clone(),
+    });
+
+    let (handle, task) = match server {
+        Some((handle, task, _)) => (Some(handle), Some(task)),
+        None => (None, None),
+    };
+    let server_stopped = async {
+        match task {
+            Some(t) => {
+                let r = t.await;
+                tracing::error!(result = ?r, "web server stopped unexpectedly: draining");
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = shutdown => tracing::info!("shutdown requested: draining"),
+        _ = server_stopped => {}
+    }
+
+    // 1. Sources.
+    supervisor.do_send(ShuttingDown);
+    let _ = stop_tx.send(true);
+    if let Some(h) = handle {
+        h.stop(true).await;
+    }
+    // 2. Classifier (only the in-process bus loses what is left on it).
+    if in_process {
+        wait_until(|| async {
+            bus.consumer_stats()
+                .await
+                .iter()
+                .filter(|c| c.durable == crate::bus::CLASSIFY_DURABLE)
+                .all(|c| c.pending == 0 && c.ack_pending == 0)
+        })
+        .await;
+    }
+    // 3. Aggregators.
+    for slot in &aggregators {
+        let drain = || Drain {
+            until_empty: in_process,
+        };
+        if let Err(e) = slot.send(drain, DRAIN_PATIENCE).await {
+            tracing::error!(error = %e, "an aggregator could not drain");
+        }
+    }
+    // 4. Everything else.
+    if let Some(r) = retention {
+        r.abort();
+    }
+    let _ = supervisor.send(StopAll).await;
+    bus.close();
+    if let Some(store) = store {
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .context("store sync task")?
+            .context("syncing the store")?;
+    }
+    tracing::info!("drained and stopped");
+    Ok(())
+}
+
+/// The hub, the store writer and one aggregator per windowed kind.
+async fn start_sinks(
+    supervisor: &Addr<Supervisor>,
+    config: &Arc<Config>,
+    bus: &Arc<dyn Bus>,
+    store: &Arc<dyn Store>,
+    cache: &HotCache,
+    hub_slot: &Slot<Hub>,
+    aggregators: &mut Vec<Slot<Aggregator>>,
+) {
+    let slot = hub_slot.clone();
+    add(
+        supervisor,
+        "hub",
+        "hub",
+        RestartPolicy::Permanent,
+        move |c| {
+            let addr = Hub::start_in_arbiter(&c.arbiter, move |ctx| {
+                ctx.set_mailbox_capacity(hub::MAILBOX);
+                Hub::new(c.guard)
+            });
+            slot.set(addr);
+            Ok(())
+        },
+    )
+    .await;
+    let writer_slot: Slot<StoreWriter> = Slot::default();
+    let (slot, s, cache2, hub) = (
+        writer_slot.clone(),
+        store.clone(),
+        cache.clone(),
+        hub_slot.clone(),
+    );
+    add(
+        supervisor,
+        "store-writer",
+        "store",
+        RestartPolicy::Permanent,
+        move |c| {
+            let (store, cache, hub) = (s.clone(), cache2.clone(), hub.clone());
+            let addr = StoreWriter::start_in_arbiter(&c.arbiter, move |ctx| {
+                ctx.set_mailbox_capacity(store_writer::MAILBOX);
+                StoreWriter::new(store, cache, hub, c.guard)
+            });
+            slot.set(addr);
+            Ok(())
+        },
+    )
+    .await;
     for kind in EntityKind::windowed() {
         let slot: Slot<Aggregator> = Slot::default();
         aggregators.push(slot.clone());
@@ -130,7 +254,7 @@ pub async fn run(
         };
         let name = format!("aggregator-{kind}");
         add(
-            &supervisor,
+            supervisor,
             &name,
             "aggregator",
             RestartPolicy::Permanent,
@@ -146,6 +270,14 @@ pub async fn run(
         )
         .await;
     }
+}
+
+/// The classifier worker pool.
+async fn start_classifiers(
+    supervisor: &Addr<Supervisor>,
+    config: &Arc<Config>,
+    bus: &Arc<dyn Bus>,
+) {
     let scorer = Arc::new(LexiconScorer::new());
     let extractor = Arc::new(Extractor::new(&config.entities));
     for i in 0..config.classifier.workers {
@@ -156,9 +288,10 @@ pub async fn run(
             cfg: config.classifier.clone(),
             bus_cfg: config.bus.clone(),
         };
+        let name = format!("classifier-{i}");
         add(
-            &supervisor,
-            &format!("classifier-{i}"),
+            supervisor,
+            &name,
             "classifier",
             RestartPolicy::Permanent,
             move |c| {
@@ -172,6 +305,15 @@ pub async fn run(
         )
         .await;
     }
+}
+
+/// The synthetic generator (when its rate is above 0) and the replays.
+async fn start_connectors(
+    supervisor: &Addr<Supervisor>,
+    config: &Arc<Config>,
+    bus: &Arc<dyn Bus>,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) {
     if config.connectors.synthetic.rate > 0.0 {
         let (cfg, bus, stop) = (
             config.connectors.synthetic.clone(),
@@ -179,7 +321,7 @@ pub async fn run(
             stop_rx.clone(),
         );
         add(
-            &supervisor,
+            supervisor,
             "connector-synthetic",
             "connector",
             RestartPolicy::Permanent,
@@ -196,9 +338,10 @@ pub async fn run(
     for (i, replay) in config.connectors.replay.iter().enumerate() {
         let (cfg, bus, config2, stop) =
             (replay.clone(), bus.clone(), config.clone(), stop_rx.clone());
+        let name = format!("connector-replay-{i}");
         add(
-            &supervisor,
-            &format!("connector-replay-{i}"),
+            supervisor,
+            &name,
             "connector",
             RestartPolicy::Transient,
             move |c| {
@@ -212,74 +355,22 @@ pub async fn run(
         )
         .await;
     }
+}
 
-    let retention = {
-        let store = store.clone();
-        actix_rt::spawn(async move {
-            let mut tick = tokio::time::interval(RETENTION_EVERY);
-            loop {
-                tick.tick().await;
-                let store = store.clone();
-                let now = chrono::Utc::now().timestamp_millis();
-                match tokio::task::spawn_blocking(move || store.expire(now)).await {
-                    Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
-                    Err(e) => tracing::error!(error = %e, "retention task failed"),
-                    Ok(Ok(_)) => {}
-                }
+fn spawn_retention(store: Arc<dyn Store>) -> actix_rt::task::JoinHandle<()> {
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let now = chrono::Utc::now().timestamp_millis();
+            match tokio::task::spawn_blocking(move || store.expire(now)).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+                Err(e) => tracing::error!(error = %e, "retention task failed"),
+                Ok(Ok(_)) => {}
             }
-        })
-    };
-
-    let state = actix_web::web::Data::new(AppState::new(
-        config.clone(),
-        bus.clone(),
-        store.clone(),
-        cache,
-        hub_slot,
-        supervisor.clone(),
-    ));
-    let (server, addr) =
-        web::bind(state).with_context(|| format!("binding {}", config.http.listen))?;
-    let handle = server.handle();
-    let server_task = actix_rt::spawn(server);
-    tracing::info!(%addr, data_dir = %config.store.data_dir.display(), "starling is running");
-    on_listening(addr);
-
-    tokio::select! {
-        _ = shutdown => tracing::info!("shutdown requested: draining"),
-        r = server_task => tracing::error!(result = ?r, "web server stopped unexpectedly: draining"),
-    }
-
-    // 1. Sources.
-    supervisor.do_send(ShuttingDown);
-    let _ = stop_tx.send(true);
-    handle.stop(true).await;
-    // 2. Classifier.
-    wait_until(|| async {
-        bus.consumer_stats()
-            .await
-            .iter()
-            .filter(|c| c.durable == crate::bus::CLASSIFY_DURABLE)
-            .all(|c| c.pending == 0 && c.ack_pending == 0)
-    })
-    .await;
-    // 3. Aggregators.
-    for slot in &aggregators {
-        if let Err(e) = slot.send(|| Drain, DRAIN_PATIENCE).await {
-            tracing::error!(error = %e, "an aggregator could not drain");
         }
-    }
-    // 4. Everything else.
-    retention.abort();
-    let _ = supervisor.send(StopAll).await;
-    bus.close();
-    let store2 = store.clone();
-    tokio::task::spawn_blocking(move || store2.sync())
-        .await
-        .context("store sync task")?
-        .context("syncing the store")?;
-    tracing::info!("drained and stopped");
-    Ok(())
+    })
 }
 
 async fn add(
@@ -287,10 +378,7 @@ async fn add(
     name: &str,
     group: &'static str,
     policy: RestartPolicy,
-    factory: impl Fn(crate::actors::supervisor::ChildContext) -> Result<(), String>
-        + Send
-        + Sync
-        + 'static,
+    factory: impl Fn(ChildContext) -> Result<(), String> + Send + Sync + 'static,
 ) {
     let spec = ChildSpec {
         name: name.to_string(),

@@ -41,6 +41,10 @@ pub struct Overrides {
     /// instead of the in-process bus.
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
+    /// Stages to run in this process (comma-separated): all, ingest, classify,
+    /// aggregate, web. Anything but `all` needs --nats.
+    #[arg(long, value_name = "ROLES", value_delimiter = ',')]
+    pub role: Vec<crate::config::Role>,
     /// Replay a JSONL file of posts (repeatable), as fast as the pipeline takes them.
     #[arg(long, value_name = "FILE")]
     pub replay: Vec<PathBuf>,
@@ -55,6 +59,9 @@ impl Overrides {
         }
         if let Some(data) = &self.data {
             config.store.data_dir = data.clone();
+        }
+        if !self.role.is_empty() {
+            config.roles = self.role.clone();
         }
         if let Some(url) = &self.nats {
             config.bus.nats_url = url.clone();

@@ -41,10 +41,30 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// A group of stages one process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every stage (the single-binary default).
+    All,
+    /// Connectors and `POST /api/ingest`: publishes raw posts.
+    Ingest,
+    /// Classifier workers: raw → enriched.
+    Classify,
+    /// Aggregators, the store writer, the hub and retention: owns the store.
+    Aggregate,
+    /// The REST and WebSocket API (reads the store: with the embedded store
+    /// it runs in the process that aggregates).
+    Web,
+}
+
 /// The whole configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Stages this process runs (`["all"]`, or e.g. `["classify"]`); any
+    /// split needs the JetStream bus (`bus.nats_url`).
+    pub roles: Vec<Role>,
     /// Web server (REST, WebSocket, health).
     pub http: HttpConfig,
     /// Where and how data is stored.
@@ -61,6 +81,22 @@ pub struct Config {
     pub aggregation: AggregationConfig,
     /// Actor supervision.
     pub supervisor: SupervisorConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            roles: vec![Role::All],
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            bus: BusConfig::default(),
+            connectors: ConnectorsConfig::default(),
+            classifier: ClassifierConfig::default(),
+            entities: EntitiesConfig::default(),
+            aggregation: AggregationConfig::default(),
+            supervisor: SupervisorConfig::default(),
+        }
+    }
 }
 
 /// Web server settings.
@@ -404,9 +440,26 @@ impl Config {
         Ok(config)
     }
 
+    /// Whether this process runs `role` (directly or through `all`).
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.iter().any(|r| *r == role || *r == Role::All)
+    }
+
     /// Checks values the types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.roles.is_empty() {
+            return bad("roles must name at least one of all, ingest, classify, aggregate, web");
+        }
+        let everything = [Role::Ingest, Role::Classify, Role::Aggregate, Role::Web]
+            .into_iter()
+            .all(|r| self.runs(r));
+        if !everything && self.bus.nats_url.is_empty() {
+            return bad("running only some roles needs the JetStream bus (--nats URL): the in-process bus cannot reach other processes");
+        }
+        if self.runs(Role::Web) && !self.runs(Role::Aggregate) {
+            return bad("the web role reads the embedded store, which only the aggregate process can open: run web and aggregate in one process");
+        }
         if !(self.connectors.synthetic.rate.is_finite() && self.connectors.synthetic.rate >= 0.0) {
             return bad("connectors.synthetic.rate must be a number >= 0");
         }

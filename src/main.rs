@@ -18,7 +18,12 @@ fn main() -> anyhow::Result<()> {
             actix_rt::System::new().block_on(starling::app::run(
                 config,
                 shutdown_signal(),
-                |addr| println!("starling listening on http://{addr}"),
+                |ready| {
+                    if let Some(addr) = ready.http {
+                        println!("starling listening on http://{addr}");
+                    }
+                    println!("starling ready (roles: {:?})", ready.roles);
+                },
             ))
         }
     }

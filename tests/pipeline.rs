@@ -560,3 +560,54 @@ async fn over_jetstream_a_nats_restart_is_survived() {
     check_overall(&settle(&s, e.volume).await, &e);
     s.stop();
 }
+
+#[actix_rt::test]
+async fn over_jetstream_two_classify_processes_share_the_work_and_survive_a_kill() {
+    let nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = Starling::start(
+        &dir.path().join("main"),
+        &["--nats", &nats.url, "--role", "ingest,aggregate,web"],
+    );
+    let c1 = Starling::start(
+        &dir.path().join("c1"),
+        &["--nats", &nats.url, "--role", "classify"],
+    );
+    let c2 = Starling::start(
+        &dir.path().join("c2"),
+        &["--nats", &nats.url, "--role", "classify"],
+    );
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..1_000).map(|i| post(i, now)).collect();
+    let e = expected(&posts);
+    let (status, _) = ingest(
+        &main,
+        serde_json::to_string(&posts[..500]).expect("json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 202);
+    // One classifier dies mid-stream: what it held is redelivered to the other.
+    c1.kill_9();
+    let (status, _) = ingest(
+        &main,
+        serde_json::to_string(&posts[500..]).expect("json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 202);
+    check_overall(&settle(&main, e.volume).await, &e);
+    c2.stop();
+    main.stop();
+}
+
+#[test]
+fn a_role_split_without_nats_is_refused_with_the_reason() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_starling"))
+        .args(["config", "--role", "classify"])
+        .output()
+        .expect("run starling config");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--nats"), "{err}");
+}

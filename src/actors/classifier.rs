@@ -67,8 +67,10 @@ impl Actor for ClassifierWorker {
             async move { run(deps).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
-                    if let Err(e) = res {
-                        act.guard.fail(e.to_string());
+                    match res {
+                        // The bus closes only at shutdown: a clean end.
+                        Err(BusError::Closed) | Ok(()) => {}
+                        Err(e) => act.guard.fail(e.to_string()),
                     }
                     ctx.stop();
                 }),

@@ -23,8 +23,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The bus (ingest publishes here).
     pub bus: Arc<dyn Bus>,
-    /// The store (lookups).
-    pub store: Arc<dyn Store>,
+    /// The store (lookups), in a process that runs the web role.
+    store: Option<Arc<dyn Store>>,
     /// Hot metrics.
     pub cache: HotCache,
     /// The live hub.
@@ -39,7 +39,7 @@ impl AppState {
     pub fn new(
         config: Arc<Config>,
         bus: Arc<dyn Bus>,
-        store: Arc<dyn Store>,
+        store: Option<Arc<dyn Store>>,
         cache: HotCache,
         hub: Slot<Hub>,
         supervisor: Addr<Supervisor>,
@@ -55,6 +55,13 @@ impl AppState {
         }
     }
 
+    /// The store, or a 503 in a process that does not own it.
+    pub fn store(&self) -> Result<Arc<dyn Store>, error::ApiError> {
+        self.store.clone().ok_or_else(|| {
+            error::ApiError::Unavailable("this process does not serve lookups (no web role)".into())
+        })
+    }
+
     /// A fresh WebSocket session id.
     pub fn next_session_id(&self) -> u64 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
@@ -66,7 +73,12 @@ pub fn bind(
     state: web::Data<AppState>,
 ) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
     let cfg = state.config.http.clone();
+    let roles = routes::Mounted {
+        ingest: state.config.runs(crate::config::Role::Ingest),
+        web: state.config.runs(crate::config::Role::Web),
+    };
     let server = HttpServer::new(move || {
+        let roles = roles;
         App::new()
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -75,8 +87,7 @@ pub fn bind(
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 error::ApiError::BadRequest("invalid_path", e.to_string()).into()
             }))
-            .configure(routes::configure)
-            .route("/ws", web::get().to(ws::connect))
+            .configure(|c| routes::configure(c, &roles))
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(error::ApiError::NotFound("no such route".into()))
             }))

@@ -11,12 +11,28 @@ use crate::telemetry::metrics::{self, gauges};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-/// The REST routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Which groups of routes a process mounts (from its roles).
+#[derive(Debug, Clone, Copy)]
+pub struct Mounted {
+    /// `POST /api/ingest`.
+    pub ingest: bool,
+    /// Lookups, admin and `/ws`.
+    pub web: bool,
+}
+
+/// The routes of this process: health and metrics always, ingest with the
+/// ingest role, lookups, admin and the WebSocket with the web role.
+pub fn configure(cfg: &mut web::ServiceConfig, mounted: &Mounted) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(healthz))
-        .route("/metrics", web::get().to(prometheus))
-        .route("/api/ingest", web::post().to(super::ingest::ingest))
+        .route("/metrics", web::get().to(prometheus));
+    if mounted.ingest {
+        cfg.route("/api/ingest", web::post().to(super::ingest::ingest));
+    }
+    if !mounted.web {
+        return;
+    }
+    cfg.route("/ws", web::get().to(super::ws::connect))
         .route("/api/metrics/overall", web::get().to(overall))
         .route("/api/metrics/{dimension}", web::get().to(dimension))
         .route("/api/entities/{kind}", web::get().to(list_entities))
@@ -47,8 +63,8 @@ fn now_ms() -> i64 {
 }
 
 async fn overall(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let s = state.clone();
-    let view = web::block(move || queries::overall(s.store.as_ref(), &s.cache)).await??;
+    let (store, cache) = (state.store()?, state.cache.clone());
+    let view = web::block(move || queries::overall(store.as_ref(), &cache)).await??;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -80,17 +96,9 @@ async fn ranked(
             format!("limit must be 1..={}", queries::MAX_LIST),
         ));
     }
-    let s = state.clone();
+    let store = state.store()?;
     let ranking = web::block(move || {
-        queries::rank(
-            s.store.as_ref(),
-            kind,
-            period,
-            &label,
-            sort,
-            limit,
-            now_ms(),
-        )
+        queries::rank(store.as_ref(), kind, period, &label, sort, limit, now_ms())
     })
     .await??;
     Ok(HttpResponse::Ok().json(ranking))
@@ -131,10 +139,9 @@ async fn get_entity(
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
     let kind = parse_kind(&kind)?;
-    let s = state.clone();
+    let (store, cache) = (state.store()?, state.cache.clone());
     let id2 = id.clone();
-    let view =
-        web::block(move || queries::entity(s.store.as_ref(), &s.cache, kind, &id2)).await??;
+    let view = web::block(move || queries::entity(store.as_ref(), &cache, kind, &id2)).await??;
     match view {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
         None => Err(ApiError::NotFound(format!(
@@ -178,9 +185,9 @@ async fn get_series(
         Some(f) => queries::parse_time(&f)?,
         None => to - 299 * resolution.millis(),
     };
-    let s = state.clone();
+    let store = state.store()?;
     let series =
-        web::block(move || queries::series(s.store.as_ref(), kind, &id, resolution, from, to))
+        web::block(move || queries::series(store.as_ref(), kind, &id, resolution, from, to))
             .await??;
     Ok(HttpResponse::Ok().json(series))
 }

@@ -216,8 +216,8 @@ pub async fn connect(
         .max_frame_size(max_frame)
         .aggregate_continuations()
         .max_continuation_size(max_frame);
-    let s = state.clone();
-    let initial = web::block(move || queries::overall(s.store.as_ref(), &s.cache))
+    let (store, cache) = (state.store()?, state.cache.clone());
+    let initial = web::block(move || queries::overall(store.as_ref(), &cache))
         .await
         .map_err(ApiError::from)?
         .map_err(actix_web::Error::from)?;

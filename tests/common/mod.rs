@@ -14,7 +14,7 @@ use std::time::Duration;
 /// A running Starling process.
 pub struct Starling {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`; empty for a process without a web server.
     pub base: String,
 }
 
@@ -38,15 +38,19 @@ impl Starling {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut http = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("starling listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
+                    http = addr.trim().to_string();
+                }
+                if line.starts_with("starling ready") {
+                    let _ = tx.send(http.clone());
                 }
             }
         });
         let base = rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("starling did not report its address in 60 s");
+            .expect("starling was not ready within 60 s");
         Starling {
             child: Some(child),
             base,

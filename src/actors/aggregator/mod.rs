@@ -71,16 +71,21 @@ pub struct AggregatorDeps {
 }
 
 /// Flushes every open window and replies once they are committed (shutdown).
-#[derive(Message)]
+#[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]
-pub struct Drain;
+pub struct Drain {
+    /// First take every message left on the consumer (the in-process bus,
+    /// whose messages would die with the process); otherwise stop fetching
+    /// at once and leave the rest on the broker.
+    pub until_empty: bool,
+}
 
 /// The aggregator of one entity kind.
 pub struct Aggregator {
     kind: EntityKind,
     deps: Option<AggregatorDeps>,
-    drain_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
-    drain_rx: Option<mpsc::UnboundedReceiver<oneshot::Sender<()>>>,
+    drain_tx: mpsc::UnboundedSender<(Drain, oneshot::Sender<()>)>,
+    drain_rx: Option<mpsc::UnboundedReceiver<(Drain, oneshot::Sender<()>)>>,
     guard: LifeGuard,
 }
 
@@ -110,8 +115,10 @@ impl Actor for Aggregator {
             async move { run(kind, deps, drain_rx).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
-                    if let Err(e) = res {
-                        act.guard.fail(e.to_string());
+                    match res {
+                        // The bus closes only at shutdown: a clean end.
+                        Err(AggregatorError::Bus(BusError::Closed)) | Ok(()) => {}
+                        Err(e) => act.guard.fail(e.to_string()),
                     }
                     ctx.stop();
                 }),
@@ -122,9 +129,9 @@ impl Actor for Aggregator {
 impl Handler<Drain> for Aggregator {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, drain: Drain, _: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        let sent = self.drain_tx.send(tx).is_ok();
+        let sent = self.drain_tx.send((drain, tx)).is_ok();
         Box::pin(async move {
             if sent {
                 let _ = rx.await;
@@ -173,7 +180,7 @@ fn now_ms() -> i64 {
 async fn run(
     kind: EntityKind,
     deps: AggregatorDeps,
-    mut drain_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    mut drain_rx: mpsc::UnboundedReceiver<(Drain, oneshot::Sender<()>)>,
 ) -> Result<(), AggregatorError> {
     let durable = aggregate_durable(kind);
     let spec =
@@ -187,17 +194,22 @@ async fn run(
     let flush_every = Duration::from_millis(deps.cfg.flush_interval_ms);
     let mut last_flush = Instant::now();
     let mut drain_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut until_empty = true;
     loop {
-        while let Ok(w) = drain_rx.try_recv() {
+        while let Ok((drain, w)) = drain_rx.try_recv() {
+            until_empty &= drain.until_empty;
             drain_waiters.push(w);
         }
         let draining = !drain_waiters.is_empty();
-        let wait = if draining {
-            Duration::from_millis(50)
+        let batch = if draining && !until_empty {
+            Vec::new()
+        } else if draining {
+            consumer
+                .fetch(deps.cfg.batch_size, Duration::from_millis(50))
+                .await?
         } else {
-            flush_every
+            consumer.fetch(deps.cfg.batch_size, flush_every).await?
         };
-        let batch = consumer.fetch(deps.cfg.batch_size, wait).await?;
         let fetched = batch.len();
         let mut late: Vec<(Item, Delivery)> = Vec::new();
         for d in batch {
