@@ -48,8 +48,9 @@ const RETENTION_EVERY: Duration = Duration::from_secs(60);
 /// What the process tells its caller once it is up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ready {
-    /// Address of the web server, when this process runs one.
-    pub http: Option<std::net::SocketAddr>,
+    /// Address of the web server (health and metrics always; ingest and
+    /// lookups by role).
+    pub http: std::net::SocketAddr,
     /// The roles it runs.
     pub roles: Vec<Role>,
 }
@@ -112,8 +113,8 @@ pub async fn run(
         start_connectors(&supervisor, &config, &bus, &stop_rx).await;
     }
 
-    let mut server = None;
-    if config.runs(Role::Ingest) || config.runs(Role::Web) {
+    // Every process serves health and metrics; ingest and lookups by role.
+    let server = {
         let state = actix_web::web::Data::new(AppState::new(
             config.clone(),
             bus.clone(),
@@ -124,27 +125,19 @@ pub async fn run(
         ));
         let (srv, addr) =
             web::bind(state).with_context(|| format!("binding {}", config.http.listen))?;
-        server = Some((srv.handle(), actix_rt::spawn(srv), addr));
-    }
-    let http = server.as_ref().map(|(_, _, addr)| *addr);
-    tracing::info!(roles = ?config.roles, http = ?http, data_dir = %config.store.data_dir.display(), "starling is running");
+        (srv.handle(), actix_rt::spawn(srv), addr)
+    };
+    let http = server.2;
+    tracing::info!(roles = ?config.roles, %http, data_dir = %config.store.data_dir.display(), "starling is running");
     on_ready(Ready {
         http,
         roles: config.roles.clone(),
     });
 
-    let (handle, task) = match server {
-        Some((handle, task, _)) => (Some(handle), Some(task)),
-        None => (None, None),
-    };
+    let (handle, task, _) = server;
     let server_stopped = async {
-        match task {
-            Some(t) => {
-                let r = t.await;
-                tracing::error!(result = ?r, "web server stopped unexpectedly: draining");
-            }
-            None => std::future::pending().await,
-        }
+        let r = task.await;
+        tracing::error!(result = ?r, "web server stopped unexpectedly: draining");
     };
     tokio::select! {
         _ = shutdown => tracing::info!("shutdown requested: draining"),
@@ -154,9 +147,7 @@ pub async fn run(
     // 1. Sources.
     supervisor.do_send(ShuttingDown);
     let _ = stop_tx.send(true);
-    if let Some(h) = handle {
-        h.stop(true).await;
-    }
+    handle.stop(true).await;
     // 2. Classifier (only the in-process bus loses what is left on it).
     if in_process {
         wait_until(|| async {

@@ -19,9 +19,7 @@ fn main() -> anyhow::Result<()> {
                 config,
                 shutdown_signal(),
                 |ready| {
-                    if let Some(addr) = ready.http {
-                        println!("starling listening on http://{addr}");
-                    }
+                    println!("starling listening on http://{}", ready.http);
                     println!("starling ready (roles: {:?})", ready.roles);
                 },
             ))

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// A running Starling process.
 pub struct Starling {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT`; empty for a process without a web server.
+    /// `http://127.0.0.1:PORT`.
     pub base: String,
 }
 
