@@ -76,6 +76,32 @@ async fn duplicate_ids_are_stored_once(bus: Arc<dyn Bus>) {
         .is_empty());
 }
 
+async fn a_batch_is_stored_once_each_and_acked_in_order(bus: Arc<dyn Bus>) {
+    let mut c = bus
+        .consumer(spec("batch", 5_000, 5))
+        .await
+        .expect("consumer");
+    let mut messages: Vec<(String, Bytes)> = (0..600)
+        .map(|i| (format!("b{i}"), Bytes::from(format!("b{i}"))))
+        .collect();
+    messages.push(("b7".into(), Bytes::from("b7 again")));
+    let acks = bus
+        .publish_batch(Subject::RawPosts, &messages)
+        .await
+        .expect("publish_batch");
+    assert_eq!(acks.len(), 601);
+    assert!(acks[..600].iter().all(|a| !a.duplicate));
+    assert!(acks[600].duplicate);
+    assert_eq!(acks[600].seq, acks[7].seq);
+    assert!(
+        acks.windows(2).take(599).all(|w| w[0].seq < w[1].seq),
+        "acks follow the input order"
+    );
+    let got = drain(&mut c, 600).await;
+    assert_eq!(got.len(), 600);
+    assert!(!got.contains(&"b7 again".to_string()));
+}
+
 async fn one_durable_shares_work_and_two_durables_each_get_everything(bus: Arc<dyn Bus>) {
     let mut a1 = bus
         .consumer(spec("shared", 5_000, 5))
@@ -212,6 +238,11 @@ async fn memory_duplicate_ids_are_stored_once() {
 }
 
 #[tokio::test]
+async fn memory_batches() {
+    a_batch_is_stored_once_each_and_acked_in_order(memory(1_000)).await;
+}
+
+#[tokio::test]
 async fn memory_work_sharing_and_fan_out() {
     one_durable_shares_work_and_two_durables_each_get_everything(memory(1_000)).await;
 }
@@ -249,6 +280,12 @@ async fn jetstream(server: &nats::NatsServer, max_msgs: usize) -> Arc<dyn Bus> {
 async fn jetstream_duplicate_ids_are_stored_once() {
     let server = nats::NatsServer::start();
     duplicate_ids_are_stored_once(jetstream(&server, 1_000).await).await;
+}
+
+#[tokio::test]
+async fn jetstream_batches() {
+    let server = nats::NatsServer::start();
+    a_batch_is_stored_once_each_and_acked_in_order(jetstream(&server, 1_000).await).await;
 }
 
 #[tokio::test]

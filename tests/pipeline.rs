@@ -599,7 +599,11 @@ async fn over_jetstream_two_classify_processes_share_the_work_and_survive_a_kill
     check_overall(&settle(&main, e.volume).await, &e);
     // A classify process serves health and metrics, not ingest or lookups.
     assert_eq!(get(&c2, "/healthz").await["status"], "ok");
-    let r = client().get(c2.url("/api/metrics/overall")).send().await.expect("GET");
+    let r = client()
+        .get(c2.url("/api/metrics/overall"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(r.status().as_u16(), 404);
     c2.stop();
     main.stop();

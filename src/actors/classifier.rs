@@ -97,6 +97,8 @@ async fn run(deps: ClassifierDeps) -> Result<(), BusError> {
         let batch = consumer
             .fetch(deps.cfg.batch_size, Duration::from_millis(500))
             .await?;
+        let mut enriched = Vec::with_capacity(batch.len());
+        let mut done = Vec::with_capacity(batch.len());
         for d in batch {
             let post: Post = match serde_json::from_slice(&d.payload) {
                 Ok(p) => p,
@@ -106,22 +108,25 @@ async fn run(deps: ClassifierDeps) -> Result<(), BusError> {
                     continue;
                 }
             };
-            let enriched = enrich(post, &deps.scorer, &deps.extractor);
-            let payload = match serde_json::to_vec(&enriched) {
-                Ok(p) => Bytes::from(p),
-                Err(e) => {
-                    d.term(&format!("cannot encode enriched post: {e}")).await?;
+            let e = enrich(post, &deps.scorer, &deps.extractor);
+            match serde_json::to_vec(&e) {
+                Ok(p) => enriched.push((e.post.id, Bytes::from(p))),
+                Err(err) => {
+                    d.term(&format!("cannot encode enriched post: {err}"))
+                        .await?;
                     continue;
                 }
-            };
-            let ack = deps
-                .bus
-                .publish(Subject::EnrichedPosts, &enriched.post.id, payload)
-                .await?;
-            if ack.duplicate {
-                metrics::BUS_DUPLICATES.inc();
             }
-            metrics::CLASSIFIED.inc();
+            done.push(d);
+        }
+        // Publish the whole batch, then acknowledge the raw posts it came from.
+        let acks = deps
+            .bus
+            .publish_batch(Subject::EnrichedPosts, &enriched)
+            .await?;
+        metrics::BUS_DUPLICATES.add(acks.iter().filter(|a| a.duplicate).count() as u64);
+        metrics::CLASSIFIED.add(done.len() as u64);
+        for d in done {
             d.ack().await?;
         }
     }

@@ -42,6 +42,8 @@ const REASON_HEADER: &str = "Starling-Reason";
 const SEQ_HEADER: &str = "Starling-Seq";
 /// Dead letters kept in the DLQ stream.
 const DLQ_MAX_MSGS: i64 = 10_000;
+/// Publishes sent before their acks are collected, in `publish_batch`.
+const PUBLISH_WINDOW: usize = 256;
 /// Dead letters listed by `dead_letters`.
 const DLQ_LISTED: u64 = 1_000;
 
@@ -241,6 +243,64 @@ impl Bus for JetStreamBus {
                 }
             }
         }
+    }
+
+    async fn publish_batch(
+        &self,
+        subject: super::Subject,
+        messages: &[(String, Bytes)],
+    ) -> Result<Vec<PublishAck>, BusError> {
+        let patience = Duration::from_millis(self.cfg.publish_timeout_ms);
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut backoff = Duration::from_millis(5);
+        let mut acks: Vec<Option<PublishAck>> = vec![None; messages.len()];
+        let mut todo: Vec<usize> = (0..messages.len()).collect();
+        while !todo.is_empty() {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(BusError::Closed);
+            }
+            let mut failed = Vec::new();
+            for window in todo.chunks(PUBLISH_WINDOW) {
+                // Send the whole window, then collect its acks.
+                let mut in_flight = Vec::with_capacity(window.len());
+                for &i in window {
+                    let (id, payload) = &messages[i];
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+                    match self
+                        .js
+                        .publish_with_headers(subject.as_str(), headers, payload.clone())
+                        .await
+                    {
+                        Ok(ack) => in_flight.push((i, ack)),
+                        Err(_) => failed.push(i),
+                    }
+                }
+                for (i, ack) in in_flight {
+                    match ack.await {
+                        Ok(a) => {
+                            acks[i] = Some(PublishAck {
+                                seq: a.sequence,
+                                duplicate: a.duplicate,
+                            })
+                        }
+                        Err(_) => failed.push(i),
+                    }
+                }
+            }
+            if failed.is_empty() {
+                break;
+            }
+            metrics::BUS_PUBLISH_WAITS.inc();
+            if tokio::time::Instant::now() + backoff > deadline {
+                return Err(BusError::Timeout(patience));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+            failed.sort_unstable();
+            todo = failed;
+        }
+        Ok(acks.into_iter().flatten().collect())
     }
 
     async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError> {

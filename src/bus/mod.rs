@@ -292,6 +292,21 @@ pub trait Bus: Send + Sync + 'static {
         payload: Bytes,
     ) -> Result<PublishAck, BusError>;
 
+    /// Publishes several messages on one subject (`(message id, payload)`);
+    /// returns once every one is stored, acks in the same order. Buses that
+    /// can pipeline do (JetStream sends them all, then collects the acks).
+    async fn publish_batch(
+        &self,
+        subject: Subject,
+        messages: &[(String, Bytes)],
+    ) -> Result<Vec<PublishAck>, BusError> {
+        let mut acks = Vec::with_capacity(messages.len());
+        for (id, payload) in messages {
+            acks.push(self.publish(subject, id, payload.clone()).await?);
+        }
+        Ok(acks)
+    }
+
     /// Creates the durable consumer if it does not exist (settings are
     /// updated if it does) and returns a handle on it.
     async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>, BusError>;

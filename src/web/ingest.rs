@@ -10,7 +10,7 @@
 
 use super::error::ApiError;
 use super::AppState;
-use crate::actors::connectors::publish_post;
+use crate::actors::connectors::publish_posts;
 use crate::domain::Post;
 use crate::telemetry::metrics;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -154,15 +154,9 @@ pub async fn ingest(
             },
         }
     }
-    let mut duplicates = 0;
-    for post in &valid {
-        let ack = publish_post(state.bus.as_ref(), post)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("pipeline not accepting posts: {e}")))?;
-        if ack.duplicate {
-            duplicates += 1;
-        }
-    }
+    let duplicates = publish_posts(state.bus.as_ref(), &valid)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("pipeline not accepting posts: {e}")))?;
     metrics::INGEST_ACCEPTED.add(valid.len() as u64);
     metrics::INGEST_REJECTED.add(rejected.len() as u64);
     if valid.is_empty() {

@@ -6,22 +6,27 @@
 pub mod replay;
 pub mod synthetic;
 
-use crate::bus::{Bus, BusError, PublishAck, Subject};
+use crate::bus::{Bus, BusError, Subject};
 use crate::domain::Post;
 use bytes::Bytes;
 
 /// Tells connectors to stop producing (shutdown): `true` means stop.
 pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 
-/// Publishes one post on the raw subject, with its id as the message id.
-pub async fn publish_post(bus: &dyn Bus, post: &Post) -> Result<PublishAck, BusError> {
-    // Serialising a Post (strings, numbers, a timestamp) cannot fail.
-    let payload = serde_json::to_vec(post).unwrap_or_default();
-    let ack = bus
-        .publish(Subject::RawPosts, &post.id, Bytes::from(payload))
-        .await?;
-    if ack.duplicate {
-        crate::telemetry::metrics::BUS_DUPLICATES.inc();
-    }
-    Ok(ack)
+/// Publishes posts on the raw subject (ids as message ids), pipelined where
+/// the bus can; returns how many were duplicates of recent ids.
+pub async fn publish_posts(bus: &dyn Bus, posts: &[Post]) -> Result<usize, BusError> {
+    let messages: Vec<(String, Bytes)> = posts
+        .iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                Bytes::from(serde_json::to_vec(p).unwrap_or_default()),
+            )
+        })
+        .collect();
+    let acks = bus.publish_batch(Subject::RawPosts, &messages).await?;
+    let duplicates = acks.iter().filter(|a| a.duplicate).count();
+    crate::telemetry::metrics::BUS_DUPLICATES.add(duplicates as u64);
+    Ok(duplicates)
 }

@@ -8,7 +8,7 @@
 //! Owns: the file reader. Mailbox: none used ([`MAILBOX`]). Restart policy:
 //! transient (a replay that reached the end stays finished).
 
-use super::{publish_post, StopSignal};
+use super::{publish_posts, StopSignal};
 use crate::actors::supervisor::LifeGuard;
 use crate::bus::Bus;
 use crate::config::{Config, ReplayConfig};
@@ -132,7 +132,7 @@ pub async fn replay(
             let due = started + Duration::from_secs_f64(published as f64 / rate);
             tokio::time::sleep_until(due).await;
         }
-        publish_post(bus, &post).await?;
+        publish_posts(bus, std::slice::from_ref(&post)).await?;
         metrics::CONNECTOR_POSTS.inc();
         published += 1;
     }

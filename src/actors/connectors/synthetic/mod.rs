@@ -9,7 +9,7 @@
 pub mod corpus;
 pub mod generator;
 
-use super::{publish_post, StopSignal};
+use super::{publish_posts, StopSignal};
 use crate::actors::supervisor::LifeGuard;
 use crate::bus::Bus;
 use crate::config::SyntheticConfig;
@@ -97,11 +97,12 @@ async fn generate(
             episode = now_episode;
         }
         due = due.max(produced);
-        while produced < due {
-            let post = generator.next_post(chrono::Utc::now(), elapsed);
-            publish_post(bus.as_ref(), &post).await?;
-            metrics::CONNECTOR_POSTS.inc();
-            produced += 1;
-        }
+        let now = chrono::Utc::now();
+        let posts: Vec<_> = (produced..due)
+            .map(|_| generator.next_post(now, elapsed))
+            .collect();
+        publish_posts(bus.as_ref(), &posts).await?;
+        metrics::CONNECTOR_POSTS.add(posts.len() as u64);
+        produced = due;
     }
 }
