@@ -200,6 +200,11 @@ async fn poison_messages_are_dead_lettered_after_max_deliver(bus: Arc<dyn Bus>) 
     let s = stats.iter().find(|s| s.durable == "poison").expect("stats");
     assert!(matches!(s.dead_lettered, None | Some(1)), "{s:?}");
     assert_eq!(s.ack_pending, 0);
+
+    // After a fix, the dead letter is replayed and processed like any message.
+    assert_eq!(bus.replay_dead_letters().await.expect("replay"), 1);
+    assert!(bus.dead_letters().await.is_empty());
+    assert_eq!(drain(&mut c, 1).await, vec!["bad"]);
 }
 
 async fn a_full_stream_makes_publishers_wait(bus: Arc<dyn Bus>, max_msgs: usize) {

@@ -619,3 +619,73 @@ fn a_role_split_without_nats_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--nats"), "{err}");
 }
+
+#[actix_rt::test]
+async fn over_jetstream_poison_messages_are_dead_lettered_listed_and_replayable() {
+    let nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Starling::start(dir.path(), &["--nats", &nats.url]);
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..100).map(|i| post(i, now)).collect();
+    let e = expected(&posts);
+    let (status, _) = ingest(
+        &s,
+        serde_json::to_string(&posts[..50]).expect("json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 202);
+    // Another producer puts something that is not a post on the raw subject.
+    let client = async_nats::connect(&nats.url).await.expect("nats client");
+    let js = async_nats::jetstream::new(client);
+    js.publish("starling.posts.raw", "{\"not\": \"a post\"}".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let (status, _) = ingest(
+        &s,
+        serde_json::to_string(&posts[50..]).expect("json"),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 202);
+    // The poison never blocks the stream: every valid post is counted.
+    check_overall(&settle(&s, e.volume).await, &e);
+    let dlq = get(&s, "/api/admin/dlq").await;
+    let letters = dlq["dead_letters"].as_array().expect("dead_letters");
+    assert_eq!(letters.len(), 1, "{dlq}");
+    assert_eq!(letters[0]["durable"], "classify");
+    assert!(letters[0]["reason"]
+        .as_str()
+        .expect("reason")
+        .contains("not a post"));
+    // Replayed (still broken, so it comes back, with nothing else disturbed).
+    let mut r = client_post(&s, "/api/admin/dlq/replay").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["replayed"], 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = get(&s, "/api/admin/dlq").await;
+        if again["dead_letters"].as_array().map(Vec::len) == Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replayed poison did not return to the DLQ: {again}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check_overall(&settle(&s, e.volume).await, &e);
+    s.stop();
+}
+
+async fn client_post(
+    s: &Starling,
+    path: &str,
+) -> awc::ClientResponse<
+    impl futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>,
+> {
+    client().post(s.url(path)).send().await.expect("POST")
+}

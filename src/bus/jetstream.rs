@@ -399,6 +399,34 @@ impl Bus for JetStreamBus {
         out
     }
 
+    async fn replay_dead_letters(&self) -> Result<usize, BusError> {
+        let mut dlq = self.js.get_stream(DLQ_STREAM).await.map_err(broker)?;
+        let info = dlq.info().await.map_err(broker)?;
+        if info.state.messages == 0 {
+            return Ok(0);
+        }
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        let mut replayed = 0;
+        for seq in first..=last {
+            let Ok(m) = dlq.get_raw_message(seq).await else {
+                continue; // already replayed or removed
+            };
+            let stream = m.subject.as_str().split('.').nth(2).unwrap_or_default();
+            let Some(name) = [StreamName::Raw, StreamName::Enriched]
+                .into_iter()
+                .find(|n| n.as_str() == stream)
+            else {
+                continue;
+            };
+            let id =
+                format!("replay-{}", m.subject.as_str().replace('.', "-")) + &format!("-{seq}");
+            self.publish(name.subject(), &id, m.payload.clone()).await?;
+            dlq.delete_message(seq).await.map_err(broker)?;
+            replayed += 1;
+        }
+        Ok(replayed)
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
     }

@@ -34,7 +34,8 @@ pub struct MemoryBus {
 struct Inner {
     streams: HashMap<StreamName, Arc<Stream>>,
     closed: AtomicBool,
-    dead: Mutex<VecDeque<DeadLetter>>,
+    /// Dead letters with the stream and exact payload they came from.
+    dead: Mutex<VecDeque<(DeadLetter, StreamName, Bytes)>>,
 }
 
 struct Stream {
@@ -157,11 +158,12 @@ impl Inner {
         seq: u64,
         reason: String,
     ) {
-        let payload = st
+        let bytes = st
             .msgs
             .get(&seq)
-            .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+            .map(|m| m.payload.clone())
             .unwrap_or_default();
+        let payload = String::from_utf8_lossy(&bytes).into_owned();
         if let Some(c) = st.consumers.get_mut(durable) {
             c.pending.remove(&seq);
             c.dead_lettered += 1;
@@ -172,13 +174,14 @@ impl Inner {
         if dead.len() >= DEAD_LETTERS_KEPT {
             dead.pop_front();
         }
-        dead.push_back(DeadLetter {
+        let letter = DeadLetter {
             stream: stream.name.as_str(),
             durable: durable.to_string(),
             seq,
             reason,
             payload,
-        });
+        };
+        dead.push_back((letter, stream.name, bytes));
     }
 }
 
@@ -314,7 +317,22 @@ impl Bus for MemoryBus {
     }
 
     async fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.inner.dead.lock().iter().cloned().collect()
+        self.inner
+            .dead
+            .lock()
+            .iter()
+            .map(|(d, _, _)| d.clone())
+            .collect()
+    }
+
+    async fn replay_dead_letters(&self) -> Result<usize, BusError> {
+        let letters: Vec<_> = self.inner.dead.lock().drain(..).collect();
+        let n = letters.len();
+        for (letter, stream, payload) in letters {
+            let id = format!("replay-{}-{}-{}", letter.stream, letter.durable, letter.seq);
+            self.publish(stream.subject(), &id, payload).await?;
+        }
+        Ok(n)
     }
 
     fn close(&self) {

@@ -324,6 +324,12 @@ pub trait Bus: Send + Sync + 'static {
     /// Recently dead-lettered messages (newest last).
     async fn dead_letters(&self) -> Vec<DeadLetter>;
 
+    /// Publishes every dead letter again on the subject it came from (after
+    /// a fix) and removes it from the dead letters; returns how many. A
+    /// replayed post that some consumers had already counted is recognised
+    /// by its id and counted once.
+    async fn replay_dead_letters(&self) -> Result<usize, BusError>;
+
     /// Stops the bus: pending and future calls fail with [`BusError::Closed`].
     fn close(&self);
 }

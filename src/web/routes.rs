@@ -42,7 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, mounted: &Mounted) {
             web::get().to(get_series),
         )
         .route("/api/admin/actors", web::get().to(admin_actors))
-        .route("/api/admin/dlq", web::get().to(admin_dlq));
+        .route("/api/admin/dlq", web::get().to(admin_dlq))
+        .route("/api/admin/dlq/replay", web::post().to(admin_dlq_replay));
 }
 
 async fn healthz() -> HttpResponse {
@@ -248,4 +249,13 @@ async fn admin_actors(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
 
 async fn admin_dlq(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "dead_letters": state.bus.dead_letters().await }))
+}
+
+async fn admin_dlq_replay(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let replayed = state
+        .bus
+        .replay_dead_letters()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("replay failed: {e}")))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "replayed": replayed })))
 }
