@@ -69,6 +69,16 @@ async fn ingest(s: &Starling, body: impl Into<Vec<u8>>, content_type: &str) -> (
     )
 }
 
+/// Posts a JSON array of posts.
+async fn ingest_json(s: &Starling, posts: &[Value]) -> (u16, Value) {
+    ingest(
+        s,
+        serde_json::to_string(posts).expect("json"),
+        "application/json",
+    )
+    .await
+}
+
 /// Waits until every consumer has nothing pending or unacknowledged and the
 /// overall volume is `want`.
 async fn settle(s: &Starling, want: u64) -> Value {
@@ -155,12 +165,7 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
     let e = expected(&posts);
 
     let s = Starling::start(dir.path(), &[]);
-    let (status, body) = ingest(
-        &s,
-        serde_json::to_string(&posts).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, body) = ingest_json(&s, &posts).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 240);
     assert_eq!(body["rejected"], json!([]));
@@ -247,12 +252,7 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
     );
 
     // The same posts again: accepted, counted once.
-    let (status, body) = ingest(
-        &s,
-        serde_json::to_string(&posts).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, body) = ingest_json(&s, &posts).await;
     assert_eq!(status, 202);
     assert_eq!(body["duplicates"], 240);
     check_overall(&settle(&s, e.volume).await, &e);
@@ -262,12 +262,7 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
     // even for posts re-sent after the restart.
     let s = Starling::start(dir.path(), &[]);
     check_overall(&get(&s, "/api/metrics/overall").await, &e);
-    let (status, _) = ingest(
-        &s,
-        serde_json::to_string(&posts).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&s, &posts).await;
     assert_eq!(status, 202);
     check_overall(&settle(&s, e.volume).await, &e);
     let more: Vec<Value> = (240..300).map(|i| post(i, chrono::Utc::now())).collect();
@@ -476,12 +471,7 @@ async fn committed_windows_survive_kill_9() {
     let posts: Vec<Value> = (0..120).map(|i| post(i, now)).collect();
     let e = expected(&posts);
     let s = Starling::start(dir.path(), &[]);
-    let (status, _) = ingest(
-        &s,
-        serde_json::to_string(&posts).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&s, &posts).await;
     assert_eq!(status, 202);
     settle(&s, e.volume).await;
     // Everything is committed and acknowledged; now die without a drain.
@@ -489,12 +479,7 @@ async fn committed_windows_survive_kill_9() {
     let s = Starling::start(dir.path(), &[]);
     check_overall(&get(&s, "/api/metrics/overall").await, &e);
     // Posts re-sent after the crash are recognised and not counted again.
-    let (status, _) = ingest(
-        &s,
-        serde_json::to_string(&posts).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&s, &posts).await;
     assert_eq!(status, 202);
     check_overall(&settle(&s, e.volume).await, &e);
     s.stop();
@@ -509,12 +494,7 @@ async fn over_jetstream_a_kill_9_mid_stream_loses_nothing_and_counts_nothing_twi
     let e = expected(&posts);
     let s = Starling::start(dir.path(), &["--nats", &nats.url]);
     for chunk in posts.chunks(200) {
-        let (status, body) = ingest(
-            &s,
-            serde_json::to_string(chunk).expect("json"),
-            "application/json",
-        )
-        .await;
+        let (status, body) = ingest_json(&s, chunk).await;
         assert_eq!(status, 202, "{body}");
     }
     // Accepted means stored in JetStream; kill the process while the
@@ -523,12 +503,7 @@ async fn over_jetstream_a_kill_9_mid_stream_loses_nothing_and_counts_nothing_twi
     let s = Starling::start(dir.path(), &["--nats", &nats.url]);
     check_overall(&settle(&s, e.volume).await, &e);
     // Re-sent posts are still recognised.
-    let (status, _) = ingest(
-        &s,
-        serde_json::to_string(&posts[..100]).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&s, &posts[..100]).await;
     assert_eq!(status, 202);
     check_overall(&settle(&s, e.volume).await, &e);
     s.stop();
@@ -541,20 +516,10 @@ async fn over_jetstream_a_nats_restart_is_survived() {
     let now = chrono::Utc::now();
     let posts: Vec<Value> = (0..400).map(|i| post(i, now)).collect();
     let s = Starling::start(dir.path(), &["--nats", &nats.url]);
-    let (status, _) = ingest(
-        &s,
-        serde_json::to_string(&posts[..200]).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&s, &posts[..200]).await;
     assert_eq!(status, 202);
     nats.restart();
-    let (status, body) = ingest(
-        &s,
-        serde_json::to_string(&posts[200..]).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, body) = ingest_json(&s, &posts[200..]).await;
     assert_eq!(status, 202, "{body}");
     let e = expected(&posts);
     check_overall(&settle(&s, e.volume).await, &e);
@@ -580,21 +545,11 @@ async fn over_jetstream_two_classify_processes_share_the_work_and_survive_a_kill
     let now = chrono::Utc::now();
     let posts: Vec<Value> = (0..1_000).map(|i| post(i, now)).collect();
     let e = expected(&posts);
-    let (status, _) = ingest(
-        &main,
-        serde_json::to_string(&posts[..500]).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&main, &posts[..500]).await;
     assert_eq!(status, 202);
     // One classifier dies mid-stream: what it held is redelivered to the other.
     c1.kill_9();
-    let (status, _) = ingest(
-        &main,
-        serde_json::to_string(&posts[500..]).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&main, &posts[500..]).await;
     assert_eq!(status, 202);
     check_overall(&settle(&main, e.volume).await, &e);
     // A classify process serves health and metrics, not ingest or lookups.
@@ -628,12 +583,7 @@ async fn over_jetstream_poison_messages_are_dead_lettered_listed_and_replayable(
     let now = chrono::Utc::now();
     let posts: Vec<Value> = (0..100).map(|i| post(i, now)).collect();
     let e = expected(&posts);
-    let (status, _) = ingest(
-        &s,
-        serde_json::to_string(&posts[..50]).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&s, &posts[..50]).await;
     assert_eq!(status, 202);
     // Another producer puts something that is not a post on the raw subject.
     let client = async_nats::connect(&nats.url).await.expect("nats client");
@@ -643,12 +593,7 @@ async fn over_jetstream_poison_messages_are_dead_lettered_listed_and_replayable(
         .expect("publish")
         .await
         .expect("stored");
-    let (status, _) = ingest(
-        &s,
-        serde_json::to_string(&posts[50..]).expect("json"),
-        "application/json",
-    )
-    .await;
+    let (status, _) = ingest_json(&s, &posts[50..]).await;
     assert_eq!(status, 202);
     // The poison never blocks the stream: every valid post is counted.
     check_overall(&settle(&s, e.volume).await, &e);
