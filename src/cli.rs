@@ -20,6 +20,11 @@ pub enum Command {
     Run(Overrides),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(Overrides),
+    /// Print the SHA-256 of an API key's secret, for `[[auth.keys]]` in the config.
+    HashKey {
+        /// The secret.
+        secret: String,
+    },
 }
 
 /// Flags shared by the subcommands; they override file and environment.

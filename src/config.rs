@@ -67,6 +67,8 @@ pub struct Config {
     pub roles: Vec<Role>,
     /// Web server (REST, WebSocket, health).
     pub http: HttpConfig,
+    /// API keys, scopes and rate limits.
+    pub auth: AuthConfig,
     /// Where and how data is stored.
     pub store: StoreConfig,
     /// The message bus between stages.
@@ -88,6 +90,7 @@ impl Default for Config {
         Config {
             roles: vec![Role::All],
             http: HttpConfig::default(),
+            auth: AuthConfig::default(),
             store: StoreConfig::default(),
             bus: BusConfig::default(),
             connectors: ConnectorsConfig::default(),
@@ -132,6 +135,89 @@ impl Default for HttpConfig {
             ws_queue_len: 256,
             ws_client_timeout_s: 30,
             max_future_skew_s: 300,
+        }
+    }
+}
+
+/// Whether API keys are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Required when `http.listen` is not a loopback address.
+    Auto,
+    /// Always required.
+    On,
+    /// Never required (local single-user runs).
+    Off,
+}
+
+/// What a key may do. `admin` includes the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Lookups, search and the WebSocket feed.
+    Read,
+    /// `POST /api/ingest`.
+    Ingest,
+    /// Admin endpoints (actors, consumers, dead letters, keys), and everything else.
+    Admin,
+}
+
+/// One API key from the configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A name for the key (shown in logs and the admin API, never the secret).
+    pub id: String,
+    /// SHA-256 of the secret, in hex (`starling hash-key SECRET` prints it).
+    pub sha256: String,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+}
+
+/// API keys and rate limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `auto` (on when listening beyond loopback), `on` or `off`.
+    pub mode: AuthMode,
+    /// Keys accepted besides those created through `POST /api/admin/keys`.
+    pub keys: Vec<ApiKeyConfig>,
+    /// Requests per second allowed per key (per client address when auth is
+    /// off); 0 = unlimited.
+    pub rate_per_s: f64,
+    /// Requests a key may make at once above its rate (token bucket size).
+    pub burst: f64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::Auto,
+            keys: Vec::new(),
+            rate_per_s: 0.0,
+            burst: 100.0,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Whether keys are required for a server listening on `listen`.
+    pub fn required_for(&self, listen: &str) -> bool {
+        match self.mode {
+            AuthMode::On => true,
+            AuthMode::Off => false,
+            AuthMode::Auto => {
+                let host = listen
+                    .rsplit_once(':')
+                    .map_or(listen, |(h, _)| h)
+                    .trim_matches(['[', ']']);
+                let loopback = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                !loopback
+            }
         }
     }
 }
@@ -448,6 +534,19 @@ impl Config {
     /// Checks values the types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        let rate_ok = self.auth.rate_per_s.is_finite() && self.auth.rate_per_s >= 0.0;
+        let burst_ok = self.auth.burst.is_finite() && self.auth.burst >= 1.0;
+        if !(rate_ok && burst_ok) {
+            return bad("auth.rate_per_s must be >= 0 and auth.burst >= 1");
+        }
+        for key in &self.auth.keys {
+            if key.sha256.len() != 64 || !key.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.keys `{}`: sha256 must be 64 hex digits (starling hash-key SECRET prints it)",
+                    key.id
+                )));
+            }
+        }
         if self.roles.is_empty() {
             return bad("roles must name at least one of all, ingest, classify, aggregate, web");
         }
@@ -581,6 +680,26 @@ mod tests {
         let config = Config::load(Some(&path), env(&[])).expect("example config must load");
         assert_eq!(config.http.listen, "127.0.0.1:8080");
         assert!(!config.entities.projects.is_empty());
+    }
+
+    #[test]
+    fn auth_auto_is_on_beyond_loopback_only() {
+        let auto = AuthConfig::default();
+        assert!(!auto.required_for("127.0.0.1:8080"));
+        assert!(!auto.required_for("localhost:0"));
+        assert!(!auto.required_for("[::1]:8080"));
+        assert!(auto.required_for("0.0.0.0:8080"));
+        assert!(auto.required_for("10.1.2.3:80"));
+        let off = AuthConfig {
+            mode: AuthMode::Off,
+            ..AuthConfig::default()
+        };
+        assert!(!off.required_for("0.0.0.0:8080"));
+        let on = AuthConfig {
+            mode: AuthMode::On,
+            ..AuthConfig::default()
+        };
+        assert!(on.required_for("127.0.0.1:8080"));
     }
 
     #[test]

@@ -8,6 +8,10 @@ use starling::cli::{Cli, Command};
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::HashKey { secret } => {
+            println!("{}", starling::web::auth::hash_key(&secret));
+            Ok(())
+        }
         Command::Config(o) => {
             print!("{}", o.load()?.to_toml());
             Ok(())

@@ -70,6 +70,7 @@ counters! {
     STORE_EXPIRED_PARTITIONS = "starling_store_expired_partitions_total", "Store partitions dropped by retention.";
     HUB_EVENTS_DROPPED = "starling_ws_events_dropped_total", "WebSocket events dropped for slow clients (oldest first).";
     HUB_CLIENTS_DISCONNECTED_SLOW = "starling_ws_slow_disconnects_total", "WebSocket clients disconnected for staying too slow.";
+    HTTP_RATE_LIMITED = "starling_http_rate_limited_total", "Requests refused with 429 by the per-key rate limit.";
     ACTOR_RESTARTS = "starling_actor_restarts_total", "Supervised actor restarts.";
     ACTOR_PANICS = "starling_actor_panics_total", "Supervised actors that panicked.";
 }

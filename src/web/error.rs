@@ -20,6 +20,18 @@ pub enum ApiError {
     /// The body is larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// No or an unknown API key (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key lacks the scope (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Over the key's rate limit (429, with Retry-After).
+    #[error("rate limit exceeded; retry after {retry_after_s} s")]
+    RateLimited {
+        /// Seconds until a request will be accepted.
+        retry_after_s: u64,
+    },
     /// The pipeline cannot take the request now (503).
     #[error("{0}")]
     Unavailable(String),
@@ -46,6 +58,9 @@ impl ApiError {
             ApiError::BadRequest(c, _) | ApiError::Unprocessable(c, _) => c,
             ApiError::NotFound(_) => "not_found",
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -59,6 +74,9 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -68,7 +86,17 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Internal(_)) {
             tracing::error!(error = %self, "internal error");
         }
-        HttpResponse::build(self.status_code()).json(Body {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::RateLimited { retry_after_s } = self {
+            response.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                retry_after_s.to_string(),
+            ));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(Body {
             error: Detail {
                 code: self.code(),
                 message: self.to_string(),

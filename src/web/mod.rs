@@ -1,5 +1,6 @@
 //! The web server: REST API, WebSocket feed, health and metrics.
 
+pub mod auth;
 pub mod error;
 pub mod ingest;
 pub mod queries;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub hub: Slot<Hub>,
     /// The supervisor (admin).
     pub supervisor: Addr<Supervisor>,
+    /// API keys and rate limits.
+    pub auth: auth::Auth,
     next_session: AtomicU64,
 }
 
@@ -44,7 +47,9 @@ impl AppState {
         hub: Slot<Hub>,
         supervisor: Addr<Supervisor>,
     ) -> Self {
+        let auth = auth::Auth::new(&config, store.is_some());
         AppState {
+            auth,
             config,
             bus,
             store,
@@ -88,6 +93,7 @@ pub fn bind(
                 error::ApiError::BadRequest("invalid_path", e.to_string()).into()
             }))
             .configure(|c| routes::configure(c, &roles))
+            .wrap(actix_web::middleware::from_fn(auth::guard))
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(error::ApiError::NotFound("no such route".into()))
             }))

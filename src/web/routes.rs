@@ -43,7 +43,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, mounted: &Mounted) {
         )
         .route("/api/admin/actors", web::get().to(admin_actors))
         .route("/api/admin/dlq", web::get().to(admin_dlq))
-        .route("/api/admin/dlq/replay", web::post().to(admin_dlq_replay));
+        .route("/api/admin/dlq/replay", web::post().to(admin_dlq_replay))
+        .route("/api/admin/keys", web::get().to(super::auth::list_keys))
+        .route("/api/admin/keys", web::post().to(super::auth::create_key))
+        .route(
+            "/api/admin/keys/{id}",
+            web::delete().to(super::auth::delete_key),
+        );
 }
 
 async fn healthz() -> HttpResponse {

@@ -1,0 +1,320 @@
+//! API keys, scopes and rate limits.
+//!
+//! Every request except `/healthz`, `/readyz` and `/metrics` needs a scope:
+//! `ingest` for `POST /api/ingest`, `admin` for `/api/admin/…`, `read` for
+//! everything else (lookups and `/ws`); `admin` includes the others. When
+//! auth is on (`auth.mode`: `on`, or `auto` on a non-loopback address) the
+//! key comes as `Authorization: Bearer KEY`, or as `?token=KEY` on the
+//! WebSocket upgrade; a missing or unknown key gets `401`, a key without the
+//! scope `403`. Keys are kept only as SHA-256 hashes: from the config, and
+//! created through `POST /api/admin/keys` (persisted, hashed, in
+//! `<data_dir>/api-keys.json`).
+//!
+//! Rate limits are a token bucket per key (per client address when auth is
+//! off): `auth.rate_per_s` requests per second with bursts of `auth.burst`;
+//! past it, `429` with `Retry-After`.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::config::{ApiKeyConfig, Config, Scope};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The hex SHA-256 of a key's secret: what is stored.
+pub fn hash_key(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A key as stored (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// Name of the key.
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub sha256: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// `config` or `api`.
+    pub origin: String,
+}
+
+impl StoredKey {
+    fn allows(&self, scope: Scope) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == scope || *s == Scope::Admin)
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Keys and rate-limit state of a server.
+pub struct Auth {
+    required: bool,
+    keys: RwLock<HashMap<String, StoredKey>>,
+    file: Option<PathBuf>,
+    rate_per_s: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl Auth {
+    /// Builds the key registry from the config and the persisted keys.
+    pub fn new(config: &Config, persist: bool) -> Self {
+        let file = persist.then(|| config.store.data_dir.join("api-keys.json"));
+        let mut keys: HashMap<String, StoredKey> = HashMap::new();
+        if let Some(f) = &file {
+            match std::fs::read(f) {
+                Ok(bytes) => match serde_json::from_slice::<Vec<StoredKey>>(&bytes) {
+                    Ok(stored) => keys.extend(stored.into_iter().map(|k| (k.sha256.clone(), k))),
+                    Err(e) => {
+                        tracing::error!(file = %f.display(), error = %e, "ignoring unreadable key file")
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!(file = %f.display(), error = %e, "cannot read key file"),
+            }
+        }
+        for ApiKeyConfig { id, sha256, scopes } in &config.auth.keys {
+            let sha256 = sha256.to_ascii_lowercase();
+            keys.insert(
+                sha256.clone(),
+                StoredKey {
+                    id: id.clone(),
+                    sha256,
+                    scopes: scopes.clone(),
+                    origin: "config".into(),
+                },
+            );
+        }
+        let required = config.auth.required_for(&config.http.listen);
+        if required && keys.is_empty() {
+            tracing::warn!("auth is on but no key is configured: every API request will get 401; add [[auth.keys]] (starling hash-key SECRET)");
+        }
+        tracing::info!(required, keys = keys.len(), "API auth");
+        Auth {
+            required,
+            keys: RwLock::new(keys),
+            file,
+            rate_per_s: config.auth.rate_per_s,
+            burst: config.auth.burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether keys are required.
+    pub fn required(&self) -> bool {
+        self.required
+    }
+
+    fn lookup(&self, secret: &str) -> Option<StoredKey> {
+        self.keys.read().get(&hash_key(secret)).cloned()
+    }
+
+    /// Takes one token for `who`; `Err(seconds)` until the next one.
+    fn take(&self, who: &str) -> Result<(), u64> {
+        if self.rate_per_s <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock();
+        let b = buckets.entry(who.to_string()).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
+        let elapsed = now.duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.rate_per_s).min(self.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - b.tokens) / self.rate_per_s).ceil().max(1.0) as u64)
+        }
+    }
+
+    /// Adds a key created through the API and persists the list (hashed).
+    fn add(&self, key: StoredKey) -> Result<(), ApiError> {
+        let mut keys = self.keys.write();
+        if keys.values().any(|k| k.id == key.id) {
+            return Err(ApiError::Unprocessable(
+                "key_exists",
+                format!("a key named `{}` exists; delete it first", key.id),
+            ));
+        }
+        keys.insert(key.sha256.clone(), key);
+        self.persist(&keys)
+    }
+
+    fn remove(&self, id: &str) -> Result<bool, ApiError> {
+        let mut keys = self.keys.write();
+        let before = keys.len();
+        keys.retain(|_, k| !(k.id == id && k.origin == "api"));
+        let removed = keys.len() != before;
+        self.persist(&keys)?;
+        Ok(removed)
+    }
+
+    fn persist(&self, keys: &HashMap<String, StoredKey>) -> Result<(), ApiError> {
+        let Some(file) = &self.file else {
+            return Err(ApiError::Unavailable(
+                "this process has no data directory to keep keys in".into(),
+            ));
+        };
+        let api: Vec<&StoredKey> = keys.values().filter(|k| k.origin == "api").collect();
+        let bytes =
+            serde_json::to_vec_pretty(&api).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let tmp = file.with_extension("json.tmp");
+        std::fs::create_dir_all(file.parent().unwrap_or(std::path::Path::new(".")))
+            .and_then(|()| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .map_err(|e| ApiError::Internal(format!("cannot save keys: {e}")))
+    }
+}
+
+/// The scope a request needs, if any.
+pub fn required_scope(path: &str) -> Option<Scope> {
+    match path {
+        "/healthz" | "/readyz" | "/metrics" => None,
+        "/api/ingest" => Some(Scope::Ingest),
+        p if p == "/api/admin" || p.starts_with("/api/admin/") => Some(Scope::Admin),
+        _ => Some(Scope::Read),
+    }
+}
+
+fn bearer(req: &ServiceRequest) -> Option<String> {
+    if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let v = h.to_str().ok()?;
+        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    if req.path() == "/ws" {
+        return web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("token").cloned());
+    }
+    None
+}
+
+/// The middleware: authenticates, authorises and rate-limits.
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let Some(scope) = required_scope(req.path()) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let auth = &state.auth;
+    let who = if auth.required() {
+        let Some(secret) = bearer(&req) else {
+            return Err(ApiError::Unauthorized(
+                "an API key is required: send `Authorization: Bearer KEY` (or `?token=KEY` on /ws)"
+                    .into(),
+            )
+            .into());
+        };
+        let Some(key) = auth.lookup(&secret) else {
+            return Err(ApiError::Unauthorized("unknown API key".into()).into());
+        };
+        if !key.allows(scope) {
+            return Err(ApiError::Forbidden(format!(
+                "key `{}` lacks the `{}` scope",
+                key.id,
+                serde_json::to_value(scope)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ))
+            .into());
+        }
+        format!("key:{}", key.id)
+    } else {
+        format!(
+            "addr:{}",
+            req.peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default()
+        )
+    };
+    if let Err(retry_after_s) = auth.take(&who) {
+        crate::telemetry::metrics::HTTP_RATE_LIMITED.inc();
+        return Err(ApiError::RateLimited { retry_after_s }.into());
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Body of `POST /api/admin/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// Name of the key.
+    pub id: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+}
+
+/// `POST /api/admin/keys`: creates a key; the secret is in the response only.
+pub async fn create_key(
+    state: web::Data<AppState>,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    let NewKey { id, scopes } = body.into_inner();
+    if id.trim().is_empty() || id.len() > 64 || scopes.is_empty() {
+        return Err(ApiError::BadRequest(
+            "invalid_key",
+            "a key needs an id (1–64 bytes) and at least one scope".into(),
+        ));
+    }
+    let bytes: [u8; 24] = rand::random();
+    let secret = format!("stk_{}", hex::encode(bytes));
+    state.auth.add(StoredKey {
+        id: id.clone(),
+        sha256: hash_key(&secret),
+        scopes: scopes.clone(),
+        origin: "api".into(),
+    })?;
+    Ok(
+        HttpResponse::Created()
+            .json(serde_json::json!({"id": id, "key": secret, "scopes": scopes})),
+    )
+}
+
+/// `GET /api/admin/keys`: names and scopes (never secrets or hashes).
+pub async fn list_keys(state: web::Data<AppState>) -> HttpResponse {
+    let mut keys: Vec<serde_json::Value> = state
+        .auth
+        .keys
+        .read()
+        .values()
+        .map(|k| serde_json::json!({"id": k.id, "scopes": k.scopes, "origin": k.origin}))
+        .collect();
+    keys.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    HttpResponse::Ok().json(serde_json::json!({"required": state.auth.required(), "keys": keys}))
+}
+
+/// `DELETE /api/admin/keys/{id}`: removes a key created through the API.
+pub async fn delete_key(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if state.auth.remove(&id)? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no key `{id}` created through the API (keys from the config are changed there)"
+        )))
+    }
+}

@@ -1,0 +1,276 @@
+//! API keys, scopes and rate limits, against the real binary.
+
+mod common;
+
+use common::Starling;
+use serde_json::{json, Value};
+use starling::web::auth::hash_key;
+use std::path::Path;
+use std::time::Duration;
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+fn write_config(dir: &Path, extra: &str) -> String {
+    let path = dir.join("starling.toml");
+    let config = format!(
+        r#"
+[auth]
+mode = "on"
+{extra}
+
+[[auth.keys]]
+id = "reader"
+sha256 = "{}"
+scopes = ["read"]
+
+[[auth.keys]]
+id = "ingester"
+sha256 = "{}"
+scopes = ["ingest"]
+
+[[auth.keys]]
+id = "root"
+sha256 = "{}"
+scopes = ["admin"]
+"#,
+        hash_key("read-secret"),
+        hash_key("ingest-secret"),
+        hash_key("admin-secret")
+    );
+    std::fs::write(&path, config).expect("write config");
+    path.to_str().expect("utf-8").to_string()
+}
+
+async fn status(
+    s: &Starling,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = match method {
+        "POST" => client().post(s.url(path)),
+        "DELETE" => client().delete(s.url(path)),
+        _ => client().get(s.url(path)),
+    };
+    if let Some(k) = key {
+        req = req.insert_header(("authorization", format!("Bearer {k}")));
+    }
+    let mut resp = match body {
+        Some(b) => req.send_json(&b).await.expect("request"),
+        None => req.send().await.expect("request"),
+    };
+    let code = resp.status().as_u16();
+    let bytes = resp.body().await.expect("body");
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn one_post() -> Value {
+    json!([{"id": "a1", "platform": "twitter", "text": "fine", "author": {"id": "u1", "handle": "ann"},
+            "created_at": chrono::Utc::now().to_rfc3339()}])
+}
+
+#[actix_rt::test]
+async fn keys_and_scopes_decide_who_may_do_what() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    let data = dir.path().join("data");
+    let s = Starling::start(&data, &["--config", &config]);
+
+    assert_eq!(
+        status(&s, "GET", "/healthz", None, None).await.0,
+        200,
+        "health needs no key"
+    );
+    let (code, body) = status(&s, "GET", "/api/metrics/overall", None, None).await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(
+        status(&s, "GET", "/api/metrics/overall", Some("wrong"), None)
+            .await
+            .0,
+        401
+    );
+    let (code, body) = status(
+        &s,
+        "GET",
+        "/api/metrics/overall",
+        Some("ingest-secret"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    assert_eq!(
+        status(&s, "GET", "/api/metrics/overall", Some("read-secret"), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status(
+            &s,
+            "GET",
+            "/api/metrics/overall",
+            Some("admin-secret"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    assert_eq!(
+        status(
+            &s,
+            "POST",
+            "/api/ingest",
+            Some("read-secret"),
+            Some(one_post())
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        status(
+            &s,
+            "POST",
+            "/api/ingest",
+            Some("ingest-secret"),
+            Some(one_post())
+        )
+        .await
+        .0,
+        202
+    );
+    assert_eq!(
+        status(&s, "GET", "/api/admin/actors", Some("read-secret"), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        status(&s, "GET", "/api/admin/actors", Some("admin-secret"), None)
+            .await
+            .0,
+        200
+    );
+
+    // WebSocket: the key as a query token.
+    assert!(
+        client().ws(s.ws_url()).connect().await.is_err(),
+        "no token, no socket"
+    );
+    let with_token = format!("{}?token=read-secret", s.ws_url());
+    assert!(client().ws(with_token).connect().await.is_ok());
+
+    // An admin creates a key; its secret is shown once and works at once.
+    let (code, created) = status(
+        &s,
+        "POST",
+        "/api/admin/keys",
+        Some("admin-secret"),
+        Some(json!({"id": "dash", "scopes": ["read"]})),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let secret = created["key"].as_str().expect("key").to_string();
+    assert_eq!(
+        status(&s, "GET", "/api/entities/project", Some(&secret), None)
+            .await
+            .0,
+        200
+    );
+    let (_, listed) = status(&s, "GET", "/api/admin/keys", Some("admin-secret"), None).await;
+    assert!(
+        !listed.to_string().contains(&secret),
+        "secrets are never listed"
+    );
+    assert!(
+        !listed.to_string().contains(&hash_key(&secret)),
+        "nor their hashes"
+    );
+    s.stop();
+
+    // Created keys survive a restart (stored hashed), and can be deleted.
+    let stored = std::fs::read_to_string(data.join("api-keys.json")).expect("key file");
+    assert!(!stored.contains(&secret) && stored.contains(&hash_key(&secret)));
+    let s = Starling::start(&data, &["--config", &config]);
+    assert_eq!(
+        status(&s, "GET", "/api/entities/project", Some(&secret), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status(
+            &s,
+            "DELETE",
+            "/api/admin/keys/dash",
+            Some("admin-secret"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        status(&s, "GET", "/api/entities/project", Some(&secret), None)
+            .await
+            .0,
+        401
+    );
+    s.stop();
+}
+
+#[actix_rt::test]
+async fn a_key_over_its_rate_gets_429_with_retry_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "rate_per_s = 0.5\nburst = 3.0");
+    let s = Starling::start(&dir.path().join("data"), &["--config", &config]);
+    for _ in 0..3 {
+        assert_eq!(
+            status(&s, "GET", "/api/metrics/overall", Some("read-secret"), None)
+                .await
+                .0,
+            200
+        );
+    }
+    let resp = client()
+        .get(s.url("/api/metrics/overall"))
+        .insert_header(("authorization", "Bearer read-secret"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After header");
+    assert!((1..=2).contains(&retry), "retry after {retry}");
+    // Another key has its own bucket.
+    assert_eq!(
+        status(
+            &s,
+            "GET",
+            "/api/metrics/overall",
+            Some("admin-secret"),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    s.stop();
+}
