@@ -28,6 +28,7 @@ use async_nats::jetstream::{self, consumer, stream, AckKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
+use std::future::IntoFuture as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,10 @@ const REASON_HEADER: &str = "Starling-Reason";
 const SEQ_HEADER: &str = "Starling-Seq";
 /// Dead letters kept in the DLQ stream.
 const DLQ_MAX_MSGS: i64 = 10_000;
+/// Longest wait for one broker call (a publish's send or its ack, an ack).
+const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long past its `expires` a fetch may take before we stop waiting.
+const FETCH_GRACE: Duration = Duration::from_secs(2);
 /// Publishes sent before their acks are collected, in `publish_batch`.
 const PUBLISH_WINDOW: usize = 256;
 /// Dead letters listed by `dead_letters`.
@@ -107,6 +112,28 @@ impl JetStreamBus {
             .map_err(broker)?;
         bus.watch_max_deliveries(client).await?;
         Ok(bus)
+    }
+
+    /// One publish, send and stored-ack, each bounded in time: during a
+    /// reconnection either can otherwise wait forever.
+    async fn attempt_publish(
+        &self,
+        subject: super::Subject,
+        headers: async_nats::HeaderMap,
+        payload: Bytes,
+    ) -> Result<jetstream::publish::PublishAck, String> {
+        let send = self
+            .js
+            .publish_with_headers(subject.as_str(), headers, payload);
+        let ack = match tokio::time::timeout(BROKER_CALL_TIMEOUT, send).await {
+            Ok(Ok(ack)) => ack,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("publish send timed out".into()),
+        };
+        match tokio::time::timeout(BROKER_CALL_TIMEOUT, ack.into_future()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("publish ack timed out".into()),
+        }
     }
 
     async fn define(&self, spec: &ConsumerSpec) -> Result<consumer::PullConsumer, BusError> {
@@ -215,14 +242,9 @@ impl Bus for JetStreamBus {
             }
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-            let attempt = match self
-                .js
-                .publish_with_headers(subject.as_str(), headers, payload.clone())
-                .await
-            {
-                Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let attempt = self
+                .attempt_publish(subject, headers, payload.clone())
+                .await;
             match attempt {
                 Ok(ack) => {
                     return Ok(PublishAck {
@@ -267,24 +289,23 @@ impl Bus for JetStreamBus {
                     let (id, payload) = &messages[i];
                     let mut headers = async_nats::HeaderMap::new();
                     headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-                    match self
-                        .js
-                        .publish_with_headers(subject.as_str(), headers, payload.clone())
-                        .await
-                    {
-                        Ok(ack) => in_flight.push((i, ack)),
-                        Err(_) => failed.push(i),
+                    let send =
+                        self.js
+                            .publish_with_headers(subject.as_str(), headers, payload.clone());
+                    match tokio::time::timeout(BROKER_CALL_TIMEOUT, send).await {
+                        Ok(Ok(ack)) => in_flight.push((i, ack)),
+                        _ => failed.push(i),
                     }
                 }
                 for (i, ack) in in_flight {
-                    match ack.await {
-                        Ok(a) => {
+                    match tokio::time::timeout(BROKER_CALL_TIMEOUT, ack.into_future()).await {
+                        Ok(Ok(a)) => {
                             acks[i] = Some(PublishAck {
                                 seq: a.sequence,
                                 duplicate: a.duplicate,
                             })
                         }
-                        Err(_) => failed.push(i),
+                        _ => failed.push(i),
                     }
                 }
             }
@@ -461,15 +482,29 @@ impl Consumer for JetStreamConsumer {
                 return Ok(Vec::new());
             }
         };
-        let mut out = Vec::new();
-        while let Some(next) = batch.next().await {
-            let message = match next {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, durable = %self.spec.durable, "fetch interrupted");
-                    break;
+        let mut messages = Vec::new();
+        // A pull request lost with a server restart is never answered: bound
+        // the wait ourselves and keep what arrived (anything delivered but
+        // not returned comes back after ack_wait).
+        let collect = async {
+            while let Some(next) = batch.next().await {
+                match next {
+                    Ok(m) => messages.push(m),
+                    Err(e) => {
+                        tracing::warn!(error = %e, durable = %self.spec.durable, "fetch interrupted");
+                        break;
+                    }
                 }
-            };
+            }
+        };
+        if tokio::time::timeout(wait + FETCH_GRACE, collect)
+            .await
+            .is_err()
+        {
+            tracing::warn!(durable = %self.spec.durable, "fetch got no answer in time (broker restart?); retrying");
+        }
+        let mut out = Vec::with_capacity(messages.len());
+        for message in messages {
             let (seq, delivered) = match message.info() {
                 Ok(i) => (
                     i.stream_sequence,
@@ -513,14 +548,22 @@ struct JetStreamAcker {
 impl Acker for JetStreamAcker {
     async fn ack(&self) -> Result<(), BusError> {
         // A lost ack only means a redelivery, which the consumers de-duplicate.
-        self.acker.ack().await.map_err(broker)
+        if tokio::time::timeout(BROKER_CALL_TIMEOUT, self.acker.ack())
+            .await
+            .is_err()
+        {
+            tracing::warn!(durable = %self.durable, seq = self.seq, "ack timed out; the message will come again");
+        }
+        Ok(())
     }
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {
-        self.acker
-            .ack_with(AckKind::Nak(Some(delay)))
-            .await
-            .map_err(broker)
+        let nak = self.acker.ack_with(AckKind::Nak(Some(delay)));
+        match tokio::time::timeout(BROKER_CALL_TIMEOUT, nak).await {
+            Ok(r) => r.map_err(broker),
+            // Unanswered: redelivered after ack_wait anyway.
+            Err(_) => Ok(()),
+        }
     }
 
     async fn term(&self, reason: &str) -> Result<(), BusError> {
