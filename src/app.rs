@@ -20,6 +20,7 @@ use crate::actors::classifier::{self, ClassifierDeps, ClassifierWorker};
 use crate::actors::connectors::replay::Replay;
 use crate::actors::connectors::synthetic::Synthetic;
 use crate::actors::hub::{self, Hub};
+use crate::actors::live_feed::LiveFeed;
 use crate::actors::store_writer::{self, StoreWriter};
 use crate::actors::supervisor::{
     AddChild, ChildContext, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
@@ -206,6 +207,19 @@ async fn start_sinks(
                 Hub::new(c.guard)
             });
             slot.set(addr);
+            Ok(())
+        },
+    )
+    .await;
+    let (feed_bus, feed_cfg, feed_hub) = (bus.clone(), config.bus.clone(), hub_slot.clone());
+    add(
+        supervisor,
+        "live-feed",
+        "hub",
+        RestartPolicy::Permanent,
+        move |c| {
+            let (bus, cfg, hub) = (feed_bus.clone(), feed_cfg.clone(), feed_hub.clone());
+            LiveFeed::start_in_arbiter(&c.arbiter, move |_| LiveFeed::new(bus, cfg, hub, c.guard));
             Ok(())
         },
     )

@@ -118,6 +118,8 @@ pub struct HttpConfig {
     pub ws_max_frame_bytes: usize,
     /// Outgoing events queued per WebSocket client before the oldest are dropped.
     pub ws_queue_len: usize,
+    /// Subscriptions one WebSocket connection may hold.
+    pub ws_max_subscriptions: usize,
     /// Seconds without a pong before a WebSocket client is disconnected.
     pub ws_client_timeout_s: u64,
     /// How far in the future a post's `created_at` may be (clock skew), in seconds.
@@ -133,6 +135,7 @@ impl Default for HttpConfig {
             workers: 0,
             ws_max_frame_bytes: 64 * 1024,
             ws_queue_len: 256,
+            ws_max_subscriptions: 16,
             ws_client_timeout_s: 30,
             max_future_skew_s: 300,
         }

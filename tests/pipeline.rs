@@ -634,3 +634,103 @@ async fn client_post(
 > {
     client().post(s.url(path)).send().await.expect("POST")
 }
+
+/// Reads frames until `want` returns true for one (skipping others), or 15 s pass.
+async fn next_frame<S>(ws: &mut S, want: impl Fn(&Value) -> bool) -> Value
+where
+    S: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>> + Unpin,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let Ok(Some(Ok(awc::ws::Frame::Text(text)))) =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+        else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&text).expect("json frame");
+        if want(&v) {
+            return v;
+        }
+    }
+    panic!("no matching frame within 15 s");
+}
+
+async fn send_text<S>(ws: &mut S, text: &str)
+where
+    S: futures_util::Sink<awc::ws::Message, Error = awc::error::WsProtocolError> + Unpin,
+{
+    use futures_util::SinkExt as _;
+    ws.send(awc::ws::Message::Text(text.to_string().into()))
+        .await
+        .expect("send frame");
+}
+
+#[actix_rt::test]
+async fn websocket_subscriptions_filter_the_live_feed_and_a_stalled_client_stalls_no_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Starling::start(dir.path(), &[]);
+    // A client that subscribes to everything and then never reads.
+    let (_, mut stalled) = client().ws(s.ws_url()).connect().await.expect("ws");
+    send_text(&mut stalled, r#"{"type":"subscribe","channel":"messages"}"#).await;
+
+    let (_, mut ws) = client().ws(s.ws_url()).connect().await.expect("ws");
+    next_frame(&mut ws, |v| v["type"] == "metrics:initial").await;
+    send_text(
+        &mut ws,
+        r#"{"type":"subscribe","channel":"messages","platform":"reddit"}"#,
+    )
+    .await;
+    let ok = next_frame(&mut ws, |v| v["type"] == "subscribed").await;
+    assert_eq!(
+        (ok["subscription"].as_u64(), ok["channel"].as_str()),
+        (Some(1), Some("messages"))
+    );
+
+    for (bad, code) in [
+        (
+            r#"{"type":"subscribe","channel":"weather"}"#,
+            "unknown_channel",
+        ),
+        (
+            r#"{"type":"subscribe","channel":"messages","entity":"SOL"}"#,
+            "invalid_filter",
+        ),
+        ("not json", "malformed_json"),
+        (r#"{"type":"dance"}"#, "invalid_request"),
+        (
+            r#"{"type":"unsubscribe","subscription":42}"#,
+            "unknown_subscription",
+        ),
+    ] {
+        send_text(&mut ws, bad).await;
+        let err = next_frame(&mut ws, |v| v["type"] == "error").await;
+        assert_eq!(err["error"]["code"], code, "{bad}");
+    }
+
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..300).map(|i| post(i, now)).collect();
+    let reddit: std::collections::HashSet<String> = posts
+        .iter()
+        .filter(|p| p["platform"] == "reddit")
+        .map(|p| p["id"].as_str().expect("id").to_string())
+        .collect();
+    let (status, _) = ingest_json(&s, &posts).await;
+    assert_eq!(status, 202);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < reddit.len() {
+        let m = next_frame(&mut ws, |v| v["type"] == "message:new").await;
+        assert_eq!(m["post"]["platform"], "reddit");
+        assert_eq!(m["subscription"], 1);
+        assert!(m["scores"]["sentiment"]["label"].is_string());
+        seen.insert(m["post"]["id"].as_str().expect("id").to_string());
+    }
+    assert_eq!(seen, reddit);
+
+    send_text(&mut ws, r#"{"type":"unsubscribe","subscription":1}"#).await;
+    let done = next_frame(&mut ws, |v| v["type"] == "unsubscribed").await;
+    assert_eq!(done["subscription"], 1);
+    send_text(&mut ws, r#"{"type":"ping"}"#).await;
+    next_frame(&mut ws, |v| v["type"] == "pong").await;
+    drop((stalled, ws));
+    s.stop();
+}

@@ -1,10 +1,11 @@
-//! The hub: fans live metric updates out to WebSocket sessions.
+//! The hub: fans live events out to WebSocket sessions.
 //!
 //! The store writer tells the hub which windows each commit changed; once a
-//! second the hub sends every session one `metrics:update` frame with the
-//! latest 1-second and 1-minute windows that changed since the last one
-//! (all kinds except per-user and per-post series, which are too many to
-//! push and are read over REST).
+//! second the hub sends every session the latest 1-second and 1-minute
+//! windows that changed since the last tick (all kinds except per-user and
+//! per-post series, which are too many to push and are read over REST). The
+//! live feed hands it scored posts, which go to the sessions that subscribed
+//! to messages. Sessions filter and serialise what they subscribed to.
 //!
 //! Owns: the session registry and the pending changes. Mailbox: bounded
 //! ([`MAILBOX`]); commits arrive by `try_send` and a full mailbox drops the
@@ -14,22 +15,52 @@
 
 use super::aggregator::window::{MetricsView, Resolution};
 use super::supervisor::LifeGuard;
-use crate::domain::EntityKind;
+use crate::domain::{EnrichedPost, EntityKind};
 use crate::store::StoredWindow;
 use crate::telemetry::metrics;
 use actix::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Mailbox capacity of the hub.
 pub const MAILBOX: usize = 1_024;
 
-/// A frame for sessions (already serialised JSON, shared).
+/// An event for sessions, shared between them.
+#[derive(Debug)]
+pub enum HubEvent {
+    /// The windows that changed since the last tick (sent every second, possibly empty).
+    Metrics {
+        /// When the tick happened (ms).
+        at_ms: i64,
+        /// The changed windows.
+        windows: Vec<WindowUpdate>,
+    },
+    /// Scored posts, for message subscribers (one event per batch, so a
+    /// burst takes one mailbox slot, not one per post).
+    Messages(Vec<Arc<EnrichedPost>>),
+}
+
+/// Delivers an event to a session.
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
-pub struct Push(pub Arc<str>);
+pub struct Push(pub Arc<HubEvent>);
+
+/// Scored posts from the live feed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NewMessages(pub Vec<Arc<EnrichedPost>>);
+
+/// Whether a session wants `message:new` events (has a messages subscription).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WantsMessages {
+    /// Session id.
+    pub id: u64,
+    /// Wants them.
+    pub wants: bool,
+}
 
 /// Windows changed by one commit.
 #[derive(Message)]
@@ -76,16 +107,10 @@ pub struct WindowUpdate {
     pub metrics: MetricsView,
 }
 
-#[derive(Serialize)]
-struct UpdateFrame<'a> {
-    r#type: &'static str,
-    at_ms: i64,
-    windows: Vec<&'a WindowUpdate>,
-}
-
 /// The hub actor.
 pub struct Hub {
     sessions: HashMap<u64, Recipient<Push>>,
+    message_subscribers: HashSet<u64>,
     pending: BTreeMap<(EntityKind, String, Resolution), WindowUpdate>,
     _guard: LifeGuard,
 }
@@ -95,34 +120,36 @@ impl Hub {
     pub fn new(guard: LifeGuard) -> Self {
         Hub {
             sessions: HashMap::new(),
+            message_subscribers: HashSet::new(),
             pending: BTreeMap::new(),
             _guard: guard,
         }
     }
 
     fn tick(&mut self) {
-        let frame = UpdateFrame {
-            r#type: "metrics:update",
+        let windows = std::mem::take(&mut self.pending).into_values().collect();
+        let event = Arc::new(HubEvent::Metrics {
             at_ms: chrono::Utc::now().timestamp_millis(),
-            windows: self.pending.values().collect(),
-        };
-        let text: Arc<str> = match serde_json::to_string(&frame) {
-            Ok(t) => t.into(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise metrics:update");
-                return;
-            }
-        };
-        self.pending.clear();
-        self.sessions
-            .retain(|_, s| match s.try_send(Push(Arc::clone(&text))) {
-                Ok(()) => true,
-                Err(SendError::Full(_)) => {
-                    metrics::HUB_EVENTS_DROPPED.inc();
-                    true
+            windows,
+        });
+        let all: Vec<u64> = self.sessions.keys().copied().collect();
+        self.push(&all, &event);
+    }
+
+    fn push(&mut self, to: &[u64], event: &Arc<HubEvent>) {
+        for id in to {
+            let Some(s) = self.sessions.get(id) else {
+                continue;
+            };
+            match s.try_send(Push(Arc::clone(event))) {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => metrics::HUB_EVENTS_DROPPED.inc(),
+                Err(SendError::Closed(_)) => {
+                    self.sessions.remove(id);
+                    self.message_subscribers.remove(id);
                 }
-                Err(SendError::Closed(_)) => false,
-            });
+            }
+        }
     }
 }
 
@@ -179,6 +206,31 @@ impl Handler<Leave> for Hub {
 
     fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
         self.sessions.remove(&msg.0);
+        self.message_subscribers.remove(&msg.0);
+    }
+}
+
+impl Handler<WantsMessages> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: WantsMessages, _: &mut Context<Self>) {
+        if msg.wants {
+            self.message_subscribers.insert(msg.id);
+        } else {
+            self.message_subscribers.remove(&msg.id);
+        }
+    }
+}
+
+impl Handler<NewMessages> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, NewMessages(posts): NewMessages, _: &mut Context<Self>) {
+        if self.message_subscribers.is_empty() {
+            return;
+        }
+        let to: Vec<u64> = self.message_subscribers.iter().copied().collect();
+        self.push(&to, &Arc::new(HubEvent::Messages(posts)));
     }
 }
 

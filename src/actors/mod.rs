@@ -4,5 +4,6 @@ pub mod aggregator;
 pub mod classifier;
 pub mod connectors;
 pub mod hub;
+pub mod live_feed;
 pub mod store_writer;
 pub mod supervisor;

@@ -96,8 +96,8 @@ pub struct ConsumerSpec {
 }
 
 /// The durable consumers of the pipeline, with their settings: the classifier
-/// pool's on the raw stream and one per windowed entity kind on the enriched
-/// stream. Buses create them all before anything is published, so that no
+/// pool's on the raw stream; the live feed's and one per windowed entity
+/// kind on the enriched stream. Buses create them all before anything is published, so that no
 /// message is published before the consumers that must see it exist.
 pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
     let spec = |stream, durable: String| ConsumerSpec {
@@ -108,12 +108,19 @@ pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
         max_ack_pending: cfg.max_ack_pending,
     };
     std::iter::once(spec(StreamName::Raw, CLASSIFY_DURABLE.to_string()))
+        .chain(std::iter::once(spec(
+            StreamName::Enriched,
+            LIVE_FEED_DURABLE.to_string(),
+        )))
         .chain(
             crate::domain::EntityKind::windowed()
                 .map(|k| spec(StreamName::Enriched, aggregate_durable(k))),
         )
         .collect()
 }
+
+/// Durable consumer of the live feed (scored posts for WebSocket clients).
+pub const LIVE_FEED_DURABLE: &str = "live-feed";
 
 /// Durable consumer shared by the classifier pool.
 pub const CLASSIFY_DURABLE: &str = "classify";

@@ -5,6 +5,7 @@ pub mod error;
 pub mod ingest;
 pub mod queries;
 pub mod routes;
+pub mod subscriptions;
 pub mod ws;
 
 use crate::actors::hub::Hub;

@@ -2,31 +2,36 @@
 //! actor; actix-ws is the transport.
 //!
 //! On connect the session sends `metrics:initial` (the overall totals and
-//! latest windows), then joins the hub, which pushes `metrics:update` once a
-//! second. Frames are JSON text.
+//! latest windows) and joins the hub. It starts with subscription 0 (metrics
+//! of every kind) and takes `subscribe` / `unsubscribe` requests (see
+//! [`super::subscriptions`]): per subscription, `metrics:update` once a
+//! second with the matching windows, and `message:new` for each matching
+//! scored post. Bad requests get an `error` frame with a code.
 //!
-//! Owns: its outgoing queue. Mailbox: bounded ([`MAILBOX`]); the hub pushes
-//! with `try_send`. The outgoing queue holds at most `http.ws_queue_len`
-//! frames: when a client reads too slowly the oldest frames are dropped and
-//! counted, and a client that has had a whole queue's worth dropped in a row
-//! is told why and disconnected, so one slow client never slows the hub or
-//! anyone else. The server pings every [`HEARTBEAT`]; a client silent for
-//! `http.ws_client_timeout_s` is disconnected. Not restarted (a client reconnects).
+//! Owns: its subscriptions and outgoing queue. Mailbox: bounded ([`MAILBOX`]);
+//! the hub pushes with `try_send`. The outgoing queue holds at most
+//! `http.ws_queue_len` frames: when a client reads too slowly the oldest
+//! frames are dropped and counted, and a client that has had a whole
+//! queue's worth dropped in a row is told why and disconnected, so one slow
+//! client never slows the hub or anyone else. The server pings every
+//! [`HEARTBEAT`]; a client silent for `http.ws_client_timeout_s` is
+//! disconnected. Not restarted (a client reconnects).
 
 use super::error::ApiError;
+use super::subscriptions::{Request, Subscription};
 use super::{queries, AppState};
-use crate::actors::hub::{Hub, Join, Leave, Push};
+use crate::actors::hub::{Hub, HubEvent, Join, Leave, Push, WantsMessages};
 use crate::actors::supervisor::Slot;
 use crate::telemetry::metrics;
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
-use std::collections::VecDeque;
-use std::sync::Arc;
+use serde_json::json;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Session mailbox capacity.
-pub const MAILBOX: usize = 64;
+pub const MAILBOX: usize = 256;
 /// Ping interval.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -36,7 +41,10 @@ pub struct WsSession {
     session: Option<Session>,
     hub: Slot<Hub>,
     joined: Option<Addr<Hub>>,
-    queue: VecDeque<Arc<str>>,
+    subscriptions: BTreeMap<u32, Subscription>,
+    next_subscription: u32,
+    max_subscriptions: usize,
+    queue: VecDeque<String>,
     queue_len: usize,
     dropped_in_a_row: usize,
     sending: bool,
@@ -45,7 +53,7 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    fn enqueue(&mut self, frame: Arc<str>, ctx: &mut Context<Self>) {
+    fn enqueue(&mut self, frame: String, ctx: &mut Context<Self>) {
         if self.queue.len() >= self.queue_len {
             self.queue.pop_front();
             metrics::HUB_EVENTS_DROPPED.inc();
@@ -78,7 +86,7 @@ impl WsSession {
         self.sending = true;
         let mut session = session;
         ctx.spawn(
-            async move { session.text(frame.to_string()).await }
+            async move { session.text(frame).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     act.sending = false;
@@ -105,6 +113,12 @@ impl WsSession {
         ctx.stop();
     }
 
+    fn wants_messages(&self) -> bool {
+        self.subscriptions
+            .values()
+            .any(|s| matches!(s, Subscription::Messages { .. }))
+    }
+
     fn join_hub(&mut self, ctx: &mut Context<Self>) {
         let current = self.hub.get();
         if current.is_some() && current != self.joined {
@@ -113,15 +127,75 @@ impl WsSession {
                     id: self.id,
                     session: ctx.address().recipient(),
                 });
+                hub.do_send(WantsMessages {
+                    id: self.id,
+                    wants: self.wants_messages(),
+                });
             }
             self.joined = current;
         }
     }
 
-    fn error_frame(code: &str, message: &str) -> Arc<str> {
-        serde_json::json!({"type": "error", "error": {"code": code, "message": message}})
-            .to_string()
-            .into()
+    fn error_frame(code: &str, message: &str) -> String {
+        json!({"type": "error", "error": {"code": code, "message": message}}).to_string()
+    }
+
+    fn request(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let request = match serde_json::from_str::<Request>(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let code = if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+                    "invalid_request"
+                } else {
+                    "malformed_json"
+                };
+                return self.enqueue(Self::error_frame(code, &e.to_string()), ctx);
+            }
+        };
+        match request {
+            Request::Ping => self.enqueue(json!({"type": "pong"}).to_string(), ctx),
+            Request::Unsubscribe { subscription } => {
+                let frame = if self.subscriptions.remove(&subscription).is_some() {
+                    json!({"type": "unsubscribed", "subscription": subscription}).to_string()
+                } else {
+                    Self::error_frame(
+                        "unknown_subscription",
+                        &format!("no subscription {subscription}"),
+                    )
+                };
+                self.enqueue(frame, ctx);
+                self.tell_hub_interest();
+            }
+            Request::Subscribe(r) => {
+                if self.subscriptions.len() >= self.max_subscriptions {
+                    let msg = format!(
+                        "at most {} subscriptions per connection",
+                        self.max_subscriptions
+                    );
+                    return self.enqueue(Self::error_frame("too_many_subscriptions", &msg), ctx);
+                }
+                match Subscription::from_request(r) {
+                    Err((code, message)) => self.enqueue(Self::error_frame(code, &message), ctx),
+                    Ok(sub) => {
+                        let id = self.next_subscription;
+                        self.next_subscription += 1;
+                        let frame = json!({"type": "subscribed", "subscription": id, "channel": sub.channel()});
+                        self.subscriptions.insert(id, sub);
+                        self.enqueue(frame.to_string(), ctx);
+                        self.tell_hub_interest();
+                    }
+                }
+            }
+        }
+    }
+
+    fn tell_hub_interest(&self) {
+        if let Some(hub) = &self.joined {
+            hub.do_send(WantsMessages {
+                id: self.id,
+                wants: self.wants_messages(),
+            });
+        }
     }
 }
 
@@ -155,8 +229,34 @@ impl Actor for WsSession {
 impl Handler<Push> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, Push(frame): Push, ctx: &mut Context<Self>) {
-        self.enqueue(frame, ctx);
+    fn handle(&mut self, Push(event): Push, ctx: &mut Context<Self>) {
+        let mut frames = Vec::new();
+        match event.as_ref() {
+            HubEvent::Metrics { at_ms, windows } => {
+                for (id, sub) in &self.subscriptions {
+                    if let Some(kept) = sub.windows(windows) {
+                        frames.push(
+                            json!({"type": "metrics:update", "subscription": id, "at_ms": at_ms, "windows": kept})
+                                .to_string(),
+                        );
+                    }
+                }
+            }
+            HubEvent::Messages(posts) => {
+                for post in posts {
+                    if let Some((id, _)) = self.subscriptions.iter().find(|(_, s)| s.wants(post)) {
+                        frames.push(
+                            json!({"type": "message:new", "subscription": id, "post": post.post,
+                                   "scores": post.scores, "entities": post.entities})
+                            .to_string(),
+                        );
+                    }
+                }
+            }
+        }
+        for f in frames {
+            self.enqueue(f, ctx);
+        }
     }
 }
 
@@ -172,19 +272,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 }
             }
             Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Text(text)) => {
-                let frame = match serde_json::from_str::<serde_json::Value>(&text) {
-                    Err(e) => Self::error_frame("malformed_json", &format!("not JSON: {e}")),
-                    Ok(v) if v.get("type").and_then(|t| t.as_str()) == Some("ping") => {
-                        Arc::from(r#"{"type":"pong"}"#)
-                    }
-                    Ok(_) => Self::error_frame(
-                        "unsupported",
-                        "this server only pushes metrics; subscriptions are not available yet",
-                    ),
-                };
-                self.enqueue(frame, ctx);
-            }
+            Ok(AggregatedMessage::Text(text)) => self.request(&text, ctx),
             Ok(AggregatedMessage::Binary(_)) => {
                 let frame = Self::error_frame(
                     "unsupported",
@@ -221,13 +309,13 @@ pub async fn connect(
         .await
         .map_err(ApiError::from)?
         .map_err(actix_web::Error::from)?;
-    let frame: Arc<str> = serde_json::json!({"type": "metrics:initial", "overall": initial})
-        .to_string()
-        .into();
+    let frame =
+        json!({"type": "metrics:initial", "subscription": 0, "overall": initial}).to_string();
     let id = state.next_session_id();
     let cfg = &state.config.http;
     let hub = state.hub.clone();
     let queue_len = cfg.ws_queue_len.max(1);
+    let max_subscriptions = cfg.ws_max_subscriptions.max(1);
     let timeout = Duration::from_secs(cfg.ws_client_timeout_s.max(1));
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
@@ -236,6 +324,9 @@ pub async fn connect(
             session: Some(session),
             hub,
             joined: None,
+            subscriptions: BTreeMap::from([(0, Subscription::all_metrics())]),
+            next_subscription: 1,
+            max_subscriptions,
             queue: VecDeque::new(),
             queue_len,
             dropped_in_a_row: 0,

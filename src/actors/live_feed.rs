@@ -1,0 +1,81 @@
+//! The live feed: reads scored posts from the enriched stream and hands
+//! them to the hub for `message:new` WebSocket events.
+//!
+//! It is its own durable consumer (`live-feed`) and acknowledges at once:
+//! the live view is best effort (the hub drops, counted, when a session is
+//! slow), the store holds the truth. Owns: its consumer. Mailbox: none used
+//! ([`MAILBOX`]). Restart policy: permanent.
+
+use super::hub::{Hub, NewMessages};
+use super::supervisor::{LifeGuard, Slot};
+use crate::bus::{pipeline_consumer, Bus, BusError, LIVE_FEED_DURABLE};
+use crate::config::BusConfig;
+use crate::domain::EnrichedPost;
+use crate::telemetry::metrics;
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Control mailbox capacity.
+pub const MAILBOX: usize = 4;
+
+/// The live-feed actor.
+pub struct LiveFeed {
+    work: Option<(Arc<dyn Bus>, BusConfig, Slot<Hub>)>,
+    guard: LifeGuard,
+}
+
+impl LiveFeed {
+    /// A feed from `bus` to `hub`.
+    pub fn new(bus: Arc<dyn Bus>, cfg: BusConfig, hub: Slot<Hub>, guard: LifeGuard) -> Self {
+        LiveFeed {
+            work: Some((bus, cfg, hub)),
+            guard,
+        }
+    }
+}
+
+impl Actor for LiveFeed {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some((bus, cfg, hub)) = self.work.take() else {
+            return;
+        };
+        ctx.spawn(
+            async move { run(bus, cfg, hub).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    match res {
+                        Err(BusError::Closed) | Ok(()) => {}
+                        Err(e) => act.guard.fail(e.to_string()),
+                    }
+                    ctx.stop();
+                }),
+        );
+    }
+}
+
+async fn run(bus: Arc<dyn Bus>, cfg: BusConfig, hub: Slot<Hub>) -> Result<(), BusError> {
+    let spec = pipeline_consumer(&cfg, LIVE_FEED_DURABLE)
+        .ok_or_else(|| BusError::UnknownConsumer(LIVE_FEED_DURABLE.into()))?;
+    let mut consumer = bus.consumer(spec).await?;
+    loop {
+        let batch = consumer.fetch(512, Duration::from_millis(500)).await?;
+        let mut posts = Vec::with_capacity(batch.len());
+        for d in batch {
+            if let Ok(p) = serde_json::from_slice::<EnrichedPost>(&d.payload) {
+                posts.push(Arc::new(p));
+            }
+            d.ack().await?;
+        }
+        if posts.is_empty() {
+            continue;
+        }
+        if let Some(h) = hub.get() {
+            if h.try_send(NewMessages(posts)).is_err() {
+                metrics::HUB_EVENTS_DROPPED.inc();
+            }
+        }
+    }
+}
