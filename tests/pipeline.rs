@@ -165,6 +165,7 @@ async fn counts_are_exact_over_http_and_websocket_and_survive_a_restart() {
     let e = expected(&posts);
 
     let s = Starling::start(dir.path(), &[]);
+    assert_eq!(get(&s, "/readyz").await["status"], "ready");
     let (status, body) = ingest_json(&s, &posts).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 240);

@@ -24,7 +24,7 @@ pub struct Mounted {
 /// ingest role, lookups, admin and the WebSocket with the web role.
 pub fn configure(cfg: &mut web::ServiceConfig, mounted: &Mounted) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(prometheus));
     if mounted.ingest {
         cfg.route("/api/ingest", web::post().to(super::ingest::ingest));
@@ -54,6 +54,43 @@ pub fn configure(cfg: &mut web::ServiceConfig, mounted: &Mounted) {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the bus answers, the store (in a process that has one)
+/// answers, and every supervised actor is running; `503` with the reasons
+/// otherwise.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let mut problems: Vec<String> = Vec::new();
+    if state.bus.stream_stats().await.is_empty() {
+        problems.push("the bus does not answer".into());
+    }
+    if let Ok(store) = state.store() {
+        let check = web::block(move || store.watermark(EntityKind::Macro)).await;
+        if !matches!(check, Ok(Ok(_))) {
+            problems.push("the store does not answer".into());
+        }
+    }
+    match state.supervisor.send(GetStatus).await {
+        Ok(actors) => problems.extend(
+            actors
+                .iter()
+                .filter(|a| {
+                    !matches!(
+                        a.state,
+                        crate::actors::supervisor::ChildState::Running
+                            | crate::actors::supervisor::ChildState::Finished
+                    )
+                })
+                .map(|a| format!("actor {} is {:?}", a.name, a.state)),
+        ),
+        Err(e) => problems.push(format!("the supervisor does not answer: {e}")),
+    }
+    if problems.is_empty() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "not_ready", "problems": problems}))
+    }
 }
 
 fn parse_kind(s: &str) -> Result<EntityKind, ApiError> {
