@@ -414,6 +414,15 @@ async fn a_jsonl_replay_is_counted_and_bad_lines_are_skipped() {
         .expect("body");
     let text = String::from_utf8_lossy(&metrics);
     assert!(text.contains("starling_connector_errors_total 1"), "{text}");
+    // Requests are counted per route pattern, with a latency histogram.
+    assert!(
+        text.contains(r#"starling_http_requests_total{route="/api/metrics/overall",method="GET",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"starling_http_request_duration_seconds_count{route="/api/admin/actors"}"#),
+        "{text}"
+    );
     s.stop();
 }
 

@@ -68,6 +68,7 @@ counters! {
     AGG_FLUSHES = "starling_aggregate_flushes_total", "Window batches committed to the store.";
     STORE_WRITE_ERRORS = "starling_store_write_errors_total", "Store batches that failed to commit (retried).";
     STORE_EXPIRED_PARTITIONS = "starling_store_expired_partitions_total", "Store partitions dropped by retention.";
+    WS_FRAMES_SENT = "starling_ws_frames_sent_total", "WebSocket frames sent to clients.";
     HUB_EVENTS_DROPPED = "starling_ws_events_dropped_total", "WebSocket events dropped for slow clients (oldest first).";
     HUB_CLIENTS_DISCONNECTED_SLOW = "starling_ws_slow_disconnects_total", "WebSocket clients disconnected for staying too slow.";
     HTTP_RATE_LIMITED = "starling_http_rate_limited_total", "Requests refused with 429 by the per-key rate limit.";
@@ -121,4 +122,132 @@ pub mod gauges {
         ("starling_stream_messages", "Messages held by a stream.");
     /// Connected WebSocket clients.
     pub const WS_CLIENTS: (&str, &str) = ("starling_ws_clients", "Connected WebSocket clients.");
+}
+
+/// Upper bounds (seconds) of the request latency histogram buckets.
+pub const HTTP_LATENCY_BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+/// Requests per route and status.
+pub const HTTP_REQUESTS: (&str, &str) = (
+    "starling_http_requests_total",
+    "HTTP requests by route pattern, method and status.",
+);
+/// Request latency per route.
+pub const HTTP_LATENCY: (&str, &str) = (
+    "starling_http_request_duration_seconds",
+    "HTTP request latency by route pattern.",
+);
+
+#[derive(Default)]
+struct RouteLatency {
+    buckets: [u64; HTTP_LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Request counts and latency histograms per route (recorded by the web
+/// middleware, rendered by `/metrics`).
+#[derive(Default)]
+pub struct HttpStats {
+    requests: parking_lot::Mutex<std::collections::BTreeMap<(String, String, u16), u64>>,
+    latency: parking_lot::Mutex<std::collections::BTreeMap<String, RouteLatency>>,
+}
+
+impl HttpStats {
+    /// Records one request.
+    pub fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default() += 1;
+        let mut latency = self.latency.lock();
+        let l = latency.entry(route.to_string()).or_default();
+        l.count += 1;
+        l.sum += seconds;
+        for (bound, n) in HTTP_LATENCY_BUCKETS.iter().zip(l.buckets.iter_mut()) {
+            if seconds <= *bound {
+                *n += 1;
+            }
+        }
+    }
+
+    /// Renders both families in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "# HELP {0} {1}\n# TYPE {0} counter\n",
+            HTTP_REQUESTS.0, HTTP_REQUESTS.1
+        );
+        for ((route, method, status), n) in self.requests.lock().iter() {
+            out.push_str(&format!(
+                "{}{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}\n",
+                HTTP_REQUESTS.0
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP {0} {1}\n# TYPE {0} histogram\n",
+            HTTP_LATENCY.0, HTTP_LATENCY.1
+        ));
+        let name = HTTP_LATENCY.0;
+        for (route, l) in self.latency.lock().iter() {
+            for (bound, n) in HTTP_LATENCY_BUCKETS.iter().zip(l.buckets.iter()) {
+                out.push_str(&format!(
+                    "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n",
+                l.count
+            ));
+            out.push_str(&format!("{name}_sum{{route=\"{route}\"}} {}\n", l.sum));
+            out.push_str(&format!("{name}_count{{route=\"{route}\"}} {}\n", l.count));
+        }
+        out
+    }
+}
+
+/// The process's HTTP statistics.
+pub static HTTP: std::sync::LazyLock<HttpStats> = std::sync::LazyLock::new(HttpStats::default);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_counts_add_up() {
+        let s = HttpStats::default();
+        s.record("/a", "GET", 200, 0.0007);
+        s.record("/a", "GET", 200, 0.02);
+        s.record("/a", "GET", 404, 9.0);
+        let text = s.render();
+        assert!(
+            text.contains(
+                r#"starling_http_requests_total{route="/a",method="GET",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"starling_http_request_duration_seconds_bucket{route="/a",le="0.001"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"starling_http_request_duration_seconds_bucket{route="/a",le="0.025"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"starling_http_request_duration_seconds_bucket{route="/a",le="+Inf"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"starling_http_request_duration_seconds_count{route="/a"} 3"#),
+            "{text}"
+        );
+    }
 }

@@ -74,6 +74,31 @@ impl AppState {
     }
 }
 
+/// Counts every request and its latency per route pattern (outermost, so
+/// refusals by auth and rate limits are counted too).
+async fn record_request(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let result = next.call(req).await;
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    crate::telemetry::metrics::HTTP.record(
+        &route,
+        &method,
+        status,
+        started.elapsed().as_secs_f64(),
+    );
+    result
+}
+
 /// Binds the server; returns it (not yet awaited) and the bound address.
 pub fn bind(
     state: web::Data<AppState>,
@@ -95,6 +120,7 @@ pub fn bind(
             }))
             .configure(|c| routes::configure(c, &roles))
             .wrap(actix_web::middleware::from_fn(auth::guard))
+            .wrap(actix_web::middleware::from_fn(record_request))
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(error::ApiError::NotFound("no such route".into()))
             }))

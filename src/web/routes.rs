@@ -272,9 +272,11 @@ async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
             ));
         }
     }
+    let mut text = metrics::render(&g);
+    text.push_str(&metrics::HTTP.render());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics::render(&g))
+        .body(text)
 }
 
 async fn admin_actors(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

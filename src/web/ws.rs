@@ -94,6 +94,7 @@ impl WsSession {
                     if res.is_err() {
                         ctx.stop();
                     } else {
+                        metrics::WS_FRAMES_SENT.inc();
                         act.pump(ctx);
                     }
                 }),
