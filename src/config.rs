@@ -124,6 +124,10 @@ pub struct HttpConfig {
     pub ws_client_timeout_s: u64,
     /// How far in the future a post's `created_at` may be (clock skew), in seconds.
     pub max_future_skew_s: i64,
+    /// Browser origins allowed to call the API (CORS), e.g.
+    /// `["https://dash.example.com"]`; `["*"]` allows any; empty (default)
+    /// sends no CORS headers, so only same-origin pages can call it.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -138,6 +142,7 @@ impl Default for HttpConfig {
             ws_max_subscriptions: 16,
             ws_client_timeout_s: 30,
             max_future_skew_s: 300,
+            cors_origins: Vec::new(),
         }
     }
 }

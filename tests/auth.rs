@@ -274,3 +274,46 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     );
     s.stop();
 }
+
+#[actix_rt::test]
+async fn cors_allows_only_the_configured_origins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cors.toml");
+    std::fs::write(&path, "[http]\ncors_origins = [\"https://dash.example\"]\n").expect("write");
+    let s = Starling::start(
+        &dir.path().join("data"),
+        &["--config", path.to_str().expect("utf-8")],
+    );
+    let preflight = |origin: &'static str| {
+        client()
+            .request(awc::http::Method::OPTIONS, s.url("/api/metrics/overall"))
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", "GET"))
+            .insert_header(("access-control-request-headers", "authorization"))
+            .send()
+    };
+    let ok = preflight("https://dash.example").await.expect("preflight");
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://dash.example")
+    );
+    let other = preflight("https://evil.example").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    s.stop();
+
+    // Without origins configured no CORS headers are sent, and a request
+    // carrying its own Origin still works (same-origin pages).
+    let s = Starling::start(&dir.path().join("data2"), &[]);
+    let r = client()
+        .get(s.url("/api/metrics/overall"))
+        .insert_header(("origin", s.base.clone()))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    s.stop();
+}

@@ -74,6 +74,24 @@ impl AppState {
     }
 }
 
+/// CORS for `http.cors_origins` (applied only when the list is not empty:
+/// with no origin configured, no CORS headers are sent and same-origin
+/// requests work as always).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let base = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .expose_headers([actix_web::http::header::RETRY_AFTER])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return base.allow_any_origin();
+    }
+    origins.iter().fold(base, |c, o| c.allowed_origin(o))
+}
+
 /// Counts every request and its latency per route pattern (outermost, so
 /// refusals by auth and rate limits are counted too).
 async fn record_request(
@@ -108,6 +126,7 @@ pub fn bind(
         ingest: state.config.runs(crate::config::Role::Ingest),
         web: state.config.runs(crate::config::Role::Web),
     };
+    let cors_origins = cfg.cors_origins.clone();
     let server = HttpServer::new(move || {
         let roles = roles;
         App::new()
@@ -121,6 +140,10 @@ pub fn bind(
             .configure(|c| routes::configure(c, &roles))
             .wrap(actix_web::middleware::from_fn(auth::guard))
             .wrap(actix_web::middleware::from_fn(record_request))
+            .wrap(actix_web::middleware::Condition::new(
+                !cors_origins.is_empty(),
+                cors(&cors_origins),
+            ))
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(error::ApiError::NotFound("no such route".into()))
             }))
