@@ -69,6 +69,11 @@ async fn status(
     (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// The status of a request without a body.
+async fn status_of(s: &Starling, method: &str, path: &str, key: Option<&str>) -> u16 {
+    status(s, method, path, key, None).await.0
+}
+
 fn one_post() -> Value {
     json!([{"id": "a1", "platform": "twitter", "text": "fine", "author": {"id": "u1", "handle": "ann"},
             "created_at": chrono::Utc::now().to_rfc3339()}])
@@ -82,7 +87,7 @@ async fn keys_and_scopes_decide_who_may_do_what() {
     let s = Starling::start(&data, &["--config", &config]);
 
     assert_eq!(
-        status(&s, "GET", "/healthz", None, None).await.0,
+        status_of(&s, "GET", "/healthz", None).await,
         200,
         "health needs no key"
     );
@@ -92,9 +97,7 @@ async fn keys_and_scopes_decide_who_may_do_what() {
         (401, Some("unauthorized"))
     );
     assert_eq!(
-        status(&s, "GET", "/api/metrics/overall", Some("wrong"), None)
-            .await
-            .0,
+        status_of(&s, "GET", "/api/metrics/overall", Some("wrong")).await,
         401
     );
     let (code, body) = status(
@@ -110,21 +113,11 @@ async fn keys_and_scopes_decide_who_may_do_what() {
         (403, Some("forbidden"))
     );
     assert_eq!(
-        status(&s, "GET", "/api/metrics/overall", Some("read-secret"), None)
-            .await
-            .0,
+        status_of(&s, "GET", "/api/metrics/overall", Some("read-secret")).await,
         200
     );
     assert_eq!(
-        status(
-            &s,
-            "GET",
-            "/api/metrics/overall",
-            Some("admin-secret"),
-            None
-        )
-        .await
-        .0,
+        status_of(&s, "GET", "/api/metrics/overall", Some("admin-secret")).await,
         200
     );
 
@@ -153,15 +146,11 @@ async fn keys_and_scopes_decide_who_may_do_what() {
         202
     );
     assert_eq!(
-        status(&s, "GET", "/api/admin/actors", Some("read-secret"), None)
-            .await
-            .0,
+        status_of(&s, "GET", "/api/admin/actors", Some("read-secret")).await,
         403
     );
     assert_eq!(
-        status(&s, "GET", "/api/admin/actors", Some("admin-secret"), None)
-            .await
-            .0,
+        status_of(&s, "GET", "/api/admin/actors", Some("admin-secret")).await,
         200
     );
 
@@ -185,9 +174,7 @@ async fn keys_and_scopes_decide_who_may_do_what() {
     assert_eq!(code, 201, "{created}");
     let secret = created["key"].as_str().expect("key").to_string();
     assert_eq!(
-        status(&s, "GET", "/api/entities/project", Some(&secret), None)
-            .await
-            .0,
+        status_of(&s, "GET", "/api/entities/project", Some(&secret)).await,
         200
     );
     let (_, listed) = status(&s, "GET", "/api/admin/keys", Some("admin-secret"), None).await;
@@ -206,27 +193,15 @@ async fn keys_and_scopes_decide_who_may_do_what() {
     assert!(!stored.contains(&secret) && stored.contains(&hash_key(&secret)));
     let s = Starling::start(&data, &["--config", &config]);
     assert_eq!(
-        status(&s, "GET", "/api/entities/project", Some(&secret), None)
-            .await
-            .0,
+        status_of(&s, "GET", "/api/entities/project", Some(&secret)).await,
         200
     );
     assert_eq!(
-        status(
-            &s,
-            "DELETE",
-            "/api/admin/keys/dash",
-            Some("admin-secret"),
-            None
-        )
-        .await
-        .0,
+        status_of(&s, "DELETE", "/api/admin/keys/dash", Some("admin-secret")).await,
         204
     );
     assert_eq!(
-        status(&s, "GET", "/api/entities/project", Some(&secret), None)
-            .await
-            .0,
+        status_of(&s, "GET", "/api/entities/project", Some(&secret)).await,
         401
     );
     s.stop();
@@ -239,9 +214,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     let s = Starling::start(&dir.path().join("data"), &["--config", &config]);
     for _ in 0..3 {
         assert_eq!(
-            status(&s, "GET", "/api/metrics/overall", Some("read-secret"), None)
-                .await
-                .0,
+            status_of(&s, "GET", "/api/metrics/overall", Some("read-secret")).await,
             200
         );
     }
@@ -261,15 +234,7 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     assert!((1..=2).contains(&retry), "retry after {retry}");
     // Another key has its own bucket.
     assert_eq!(
-        status(
-            &s,
-            "GET",
-            "/api/metrics/overall",
-            Some("admin-secret"),
-            None
-        )
-        .await
-        .0,
+        status_of(&s, "GET", "/api/metrics/overall", Some("admin-secret")).await,
         200
     );
     s.stop();
