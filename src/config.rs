@@ -183,6 +183,17 @@ pub struct ApiKeyConfig {
     pub scopes: Vec<Scope>,
 }
 
+impl Scope {
+    /// The name used in configuration and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Ingest => "ingest",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
 /// API keys and rate limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

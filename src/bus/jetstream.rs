@@ -15,8 +15,8 @@
 //! - Dead letters go to the `STARLING_DLQ` stream (`starling.dlq.<stream>.<consumer>`)
 //!   with the reason in a header: on `term`, and when the server reports a
 //!   message that reached `max_deliver` (its advisory).
-//! - A lost connection is retried by the client; publishes and fetches
-//!   retry until it is back.
+//! - A lost connection is retried by the client; every broker call is
+//!   bounded in time, and publishes and fetches retry until it is back.
 
 use super::{
     Acker, Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, DeadLetter, Delivery, PublishAck,
@@ -56,6 +56,25 @@ fn broker(e: impl std::fmt::Display) -> BusError {
     BusError::Broker(e.to_string())
 }
 
+/// Awaits one broker call for at most [`BROKER_CALL_TIMEOUT`]: during a
+/// reconnection a call can otherwise wait forever.
+async fn bounded<T, E: std::fmt::Display>(
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, BusError> {
+    match tokio::time::timeout(BROKER_CALL_TIMEOUT, call).await {
+        Ok(r) => r.map_err(broker),
+        Err(_) => Err(BusError::Timeout(BROKER_CALL_TIMEOUT)),
+    }
+}
+
+/// Where a dead letter came from, read off its subject
+/// (`starling.dlq.<stream>.<consumer>`).
+fn dlq_origin(subject: &str) -> (Option<StreamName>, &str) {
+    let mut parts = subject.splitn(4, '.').skip(2);
+    let stream = parts.next().and_then(StreamName::parse);
+    (stream, parts.next().unwrap_or_default())
+}
+
 /// The JetStream bus.
 #[derive(Clone)]
 pub struct JetStreamBus {
@@ -83,7 +102,7 @@ impl JetStreamBus {
             cfg: cfg.clone(),
             closed: Arc::new(AtomicBool::new(false)),
         };
-        for name in [StreamName::Raw, StreamName::Enriched] {
+        for name in StreamName::ALL {
             bus.js
                 .create_or_update_stream(stream::Config {
                     name: name.as_str().to_string(),
@@ -112,28 +131,6 @@ impl JetStreamBus {
             .map_err(broker)?;
         bus.watch_max_deliveries(client).await?;
         Ok(bus)
-    }
-
-    /// One publish, send and stored-ack, each bounded in time: during a
-    /// reconnection either can otherwise wait forever.
-    async fn attempt_publish(
-        &self,
-        subject: super::Subject,
-        headers: async_nats::HeaderMap,
-        payload: Bytes,
-    ) -> Result<jetstream::publish::PublishAck, String> {
-        let send = self
-            .js
-            .publish_with_headers(subject.as_str(), headers, payload);
-        let ack = match tokio::time::timeout(BROKER_CALL_TIMEOUT, send).await {
-            Ok(Ok(ack)) => ack,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("publish send timed out".into()),
-        };
-        match tokio::time::timeout(BROKER_CALL_TIMEOUT, ack.into_future()).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("publish ack timed out".into()),
-        }
     }
 
     async fn define(&self, spec: &ConsumerSpec) -> Result<consumer::PullConsumer, BusError> {
@@ -209,16 +206,9 @@ impl JetStreamBus {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(REASON_HEADER, reason);
         headers.insert(SEQ_HEADER, seq.to_string().as_str());
-        self.js
-            .publish_with_headers(
-                format!("{DLQ_PREFIX}.{stream}.{consumer}"),
-                headers,
-                payload,
-            )
-            .await
-            .map_err(broker)?
-            .await
-            .map_err(broker)?;
+        let subject = format!("{DLQ_PREFIX}.{stream}.{consumer}");
+        let ack = bounded(self.js.publish_with_headers(subject, headers, payload)).await?;
+        bounded(ack.into_future()).await?;
         metrics::BUS_DEAD_LETTERED.inc();
         tracing::warn!(stream, consumer, seq, reason, "message dead-lettered");
         Ok(())
@@ -233,38 +223,10 @@ impl Bus for JetStreamBus {
         msg_id: &str,
         payload: Bytes,
     ) -> Result<PublishAck, BusError> {
-        let patience = Duration::from_millis(self.cfg.publish_timeout_ms);
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut backoff = Duration::from_millis(5);
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(BusError::Closed);
-            }
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-            let attempt = self
-                .attempt_publish(subject, headers, payload.clone())
-                .await;
-            match attempt {
-                Ok(ack) => {
-                    return Ok(PublishAck {
-                        seq: ack.sequence,
-                        duplicate: ack.duplicate,
-                    })
-                }
-                Err(e) => {
-                    // A full stream (discard: new) or a broker away: wait and retry.
-                    metrics::BUS_PUBLISH_WAITS.inc();
-                    if tokio::time::Instant::now() + backoff > deadline {
-                        tracing::warn!(error = %e, "publish gave up");
-                        return Err(BusError::Timeout(patience));
-                    }
-                    tracing::debug!(error = %e, "publish refused, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                }
-            }
-        }
+        self.publish_batch(subject, &[(msg_id.to_string(), payload)])
+            .await?
+            .pop()
+            .ok_or_else(|| BusError::Broker("publish returned no acknowledgement".into()))
     }
 
     async fn publish_batch(
@@ -292,28 +254,30 @@ impl Bus for JetStreamBus {
                     let send =
                         self.js
                             .publish_with_headers(subject.as_str(), headers, payload.clone());
-                    match tokio::time::timeout(BROKER_CALL_TIMEOUT, send).await {
-                        Ok(Ok(ack)) => in_flight.push((i, ack)),
-                        _ => failed.push(i),
+                    match bounded(send).await {
+                        Ok(ack) => in_flight.push((i, ack)),
+                        Err(_) => failed.push(i),
                     }
                 }
                 for (i, ack) in in_flight {
-                    match tokio::time::timeout(BROKER_CALL_TIMEOUT, ack.into_future()).await {
-                        Ok(Ok(a)) => {
+                    match bounded(ack.into_future()).await {
+                        Ok(a) => {
                             acks[i] = Some(PublishAck {
                                 seq: a.sequence,
                                 duplicate: a.duplicate,
                             })
                         }
-                        _ => failed.push(i),
+                        Err(_) => failed.push(i),
                     }
                 }
             }
             if failed.is_empty() {
                 break;
             }
+            // A full stream (discard: new) or a broker away: wait and retry.
             metrics::BUS_PUBLISH_WAITS.inc();
             if tokio::time::Instant::now() + backoff > deadline {
+                tracing::warn!(unstored = failed.len(), "publish gave up");
                 return Err(BusError::Timeout(patience));
             }
             tokio::time::sleep(backoff).await;
@@ -342,7 +306,7 @@ impl Bus for JetStreamBus {
 
     async fn stream_stats(&self) -> Vec<StreamStats> {
         let mut out = Vec::new();
-        for name in [StreamName::Enriched, StreamName::Raw] {
+        for name in StreamName::ALL {
             let Ok(mut s) = self.js.get_stream(name.as_str()).await else {
                 continue;
             };
@@ -360,7 +324,7 @@ impl Bus for JetStreamBus {
 
     async fn consumer_stats(&self) -> Vec<ConsumerStats> {
         let mut out = Vec::new();
-        for name in [StreamName::Raw, StreamName::Enriched] {
+        for name in StreamName::ALL {
             let Ok(s) = self.js.get_stream(name.as_str()).await else {
                 continue;
             };
@@ -402,16 +366,10 @@ impl Bus for JetStreamBus {
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_default()
             };
-            let mut parts = m.subject.as_str().splitn(4, '.').skip(2);
-            let stream = parts.next().unwrap_or_default();
-            let durable = parts.next().unwrap_or_default().to_string();
+            let (stream, durable) = dlq_origin(m.subject.as_str());
             out.push(DeadLetter {
-                stream: [StreamName::Raw, StreamName::Enriched]
-                    .into_iter()
-                    .map(StreamName::as_str)
-                    .find(|n| *n == stream)
-                    .unwrap_or(DLQ_STREAM),
-                durable,
+                stream: stream.map_or(DLQ_STREAM, StreamName::as_str),
+                durable: durable.to_string(),
                 seq: header(SEQ_HEADER).parse().unwrap_or_default(),
                 reason: header(REASON_HEADER),
                 payload: String::from_utf8_lossy(&m.payload).into_owned(),
@@ -432,11 +390,7 @@ impl Bus for JetStreamBus {
             let Ok(m) = dlq.get_raw_message(seq).await else {
                 continue; // already replayed or removed
             };
-            let stream = m.subject.as_str().split('.').nth(2).unwrap_or_default();
-            let Some(name) = [StreamName::Raw, StreamName::Enriched]
-                .into_iter()
-                .find(|n| n.as_str() == stream)
-            else {
+            let (Some(name), _) = dlq_origin(m.subject.as_str()) else {
                 continue;
             };
             let id =
@@ -548,21 +502,17 @@ struct JetStreamAcker {
 impl Acker for JetStreamAcker {
     async fn ack(&self) -> Result<(), BusError> {
         // A lost ack only means a redelivery, which the consumers de-duplicate.
-        if tokio::time::timeout(BROKER_CALL_TIMEOUT, self.acker.ack())
-            .await
-            .is_err()
-        {
-            tracing::warn!(durable = %self.durable, seq = self.seq, "ack timed out; the message will come again");
+        if let Err(e) = bounded(self.acker.ack()).await {
+            tracing::warn!(error = %e, durable = %self.durable, seq = self.seq, "ack lost; the message will come again");
         }
         Ok(())
     }
 
     async fn nak(&self, delay: Duration) -> Result<(), BusError> {
-        let nak = self.acker.ack_with(AckKind::Nak(Some(delay)));
-        match tokio::time::timeout(BROKER_CALL_TIMEOUT, nak).await {
-            Ok(r) => r.map_err(broker),
+        match bounded(self.acker.ack_with(AckKind::Nak(Some(delay)))).await {
             // Unanswered: redelivered after ack_wait anyway.
-            Err(_) => Ok(()),
+            Err(BusError::Timeout(_)) => Ok(()),
+            r => r,
         }
     }
 
@@ -576,6 +526,6 @@ impl Acker for JetStreamAcker {
                 self.payload.clone(),
             )
             .await?;
-        self.acker.ack_with(AckKind::Term).await.map_err(broker)
+        bounded(self.acker.ack_with(AckKind::Term)).await
     }
 }

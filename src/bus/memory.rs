@@ -34,8 +34,29 @@ pub struct MemoryBus {
 struct Inner {
     streams: HashMap<StreamName, Arc<Stream>>,
     closed: AtomicBool,
-    /// Dead letters with the stream and exact payload they came from.
-    dead: Mutex<VecDeque<(DeadLetter, StreamName, Bytes)>>,
+    dead: Mutex<VecDeque<Kept>>,
+}
+
+/// A dead letter as kept: the exact payload, for a replay.
+#[derive(Clone)]
+struct Kept {
+    stream: StreamName,
+    durable: String,
+    seq: u64,
+    reason: String,
+    payload: Bytes,
+}
+
+impl Kept {
+    fn letter(&self) -> DeadLetter {
+        DeadLetter {
+            stream: self.stream.as_str(),
+            durable: self.durable.clone(),
+            seq: self.seq,
+            reason: self.reason.clone(),
+            payload: String::from_utf8_lossy(&self.payload).into_owned(),
+        }
+    }
 }
 
 struct Stream {
@@ -86,7 +107,7 @@ impl ConsumerState {
 impl MemoryBus {
     /// A bus with the pipeline's streams, sized by `cfg`.
     pub fn new(cfg: &BusConfig) -> Self {
-        let streams = [StreamName::Raw, StreamName::Enriched]
+        let streams = StreamName::ALL
             .into_iter()
             .map(|name| {
                 let stream = Stream {
@@ -158,12 +179,11 @@ impl Inner {
         seq: u64,
         reason: String,
     ) {
-        let bytes = st
+        let payload = st
             .msgs
             .get(&seq)
             .map(|m| m.payload.clone())
             .unwrap_or_default();
-        let payload = String::from_utf8_lossy(&bytes).into_owned();
         if let Some(c) = st.consumers.get_mut(durable) {
             c.pending.remove(&seq);
             c.dead_lettered += 1;
@@ -174,14 +194,13 @@ impl Inner {
         if dead.len() >= DEAD_LETTERS_KEPT {
             dead.pop_front();
         }
-        let letter = DeadLetter {
-            stream: stream.name.as_str(),
+        dead.push_back(Kept {
+            stream: stream.name,
             durable: durable.to_string(),
             seq,
             reason,
             payload,
-        };
-        dead.push_back((letter, stream.name, bytes));
+        });
     }
 }
 
@@ -317,20 +336,26 @@ impl Bus for MemoryBus {
     }
 
     async fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.inner
-            .dead
-            .lock()
-            .iter()
-            .map(|(d, _, _)| d.clone())
-            .collect()
+        self.inner.dead.lock().iter().map(Kept::letter).collect()
     }
 
     async fn replay_dead_letters(&self) -> Result<usize, BusError> {
-        let letters: Vec<_> = self.inner.dead.lock().drain(..).collect();
-        let n = letters.len();
-        for (letter, stream, payload) in letters {
-            let id = format!("replay-{}-{}-{}", letter.stream, letter.durable, letter.seq);
-            self.publish(stream.subject(), &id, payload).await?;
+        // One at a time, removed only once republished: a failed publish
+        // leaves the rest where they were.
+        let n = self.inner.dead.lock().len();
+        for replayed in 0..n {
+            let Some(kept) = self.inner.dead.lock().front().cloned() else {
+                return Ok(replayed);
+            };
+            let id = format!(
+                "replay-{}-{}-{}",
+                kept.stream.as_str(),
+                kept.durable,
+                kept.seq
+            );
+            self.publish(kept.stream.subject(), &id, kept.payload)
+                .await?;
+            self.inner.dead.lock().pop_front();
         }
         Ok(n)
     }

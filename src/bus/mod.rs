@@ -55,6 +55,14 @@ pub enum StreamName {
 }
 
 impl StreamName {
+    /// The pipeline's streams.
+    pub const ALL: [StreamName; 2] = [StreamName::Raw, StreamName::Enriched];
+
+    /// The stream named `name`.
+    pub fn parse(name: &str) -> Option<StreamName> {
+        StreamName::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The stream's name.
     pub fn as_str(self) -> &'static str {
         match self {

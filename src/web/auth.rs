@@ -42,8 +42,18 @@ pub struct StoredKey {
     pub sha256: String,
     /// What it may do.
     pub scopes: Vec<Scope>,
-    /// `config` or `api`.
-    pub origin: String,
+    /// Where it was defined.
+    pub origin: KeyOrigin,
+}
+
+/// Where a key was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyOrigin {
+    /// `[[auth.keys]]` in the configuration (changed there).
+    Config,
+    /// `POST /api/admin/keys` (persisted, hashed, in the data directory).
+    Api,
 }
 
 impl StoredKey {
@@ -94,7 +104,7 @@ impl Auth {
                     id: id.clone(),
                     sha256,
                     scopes: scopes.clone(),
-                    origin: "config".into(),
+                    origin: KeyOrigin::Config,
                 },
             );
         }
@@ -122,11 +132,13 @@ impl Auth {
         self.keys.read().get(&hash_key(secret)).cloned()
     }
 
+    /// Whether requests are rate-limited at all.
+    fn limits(&self) -> bool {
+        self.rate_per_s > 0.0
+    }
+
     /// Takes one token for `who`; `Err(seconds)` until the next one.
     fn take(&self, who: &str) -> Result<(), u64> {
-        if self.rate_per_s <= 0.0 {
-            return Ok(());
-        }
         let now = Instant::now();
         let mut buckets = self.buckets.lock();
         let b = buckets.entry(who.to_string()).or_insert(Bucket {
@@ -160,7 +172,7 @@ impl Auth {
     fn remove(&self, id: &str) -> Result<bool, ApiError> {
         let mut keys = self.keys.write();
         let before = keys.len();
-        keys.retain(|_, k| !(k.id == id && k.origin == "api"));
+        keys.retain(|_, k| !(k.id == id && k.origin == KeyOrigin::Api));
         let removed = keys.len() != before;
         self.persist(&keys)?;
         Ok(removed)
@@ -172,7 +184,10 @@ impl Auth {
                 "this process has no data directory to keep keys in".into(),
             ));
         };
-        let api: Vec<&StoredKey> = keys.values().filter(|k| k.origin == "api").collect();
+        let api: Vec<&StoredKey> = keys
+            .values()
+            .filter(|k| k.origin == KeyOrigin::Api)
+            .collect();
         let bytes =
             serde_json::to_vec_pretty(&api).map_err(|e| ApiError::Internal(e.to_string()))?;
         let tmp = file.with_extension("json.tmp");
@@ -218,7 +233,7 @@ pub async fn guard(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let auth = &state.auth;
-    let who = if auth.required() {
+    let key = if auth.required() {
         let Some(secret) = bearer(&req) else {
             return Err(ApiError::Unauthorized(
                 "an API key is required: send `Authorization: Bearer KEY` (or `?token=KEY` on /ws)"
@@ -233,25 +248,29 @@ pub async fn guard(
             return Err(ApiError::Forbidden(format!(
                 "key `{}` lacks the `{}` scope",
                 key.id,
-                serde_json::to_value(scope)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
+                scope.as_str()
             ))
             .into());
         }
-        format!("key:{}", key.id)
+        Some(key)
     } else {
-        format!(
-            "addr:{}",
-            req.peer_addr()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default()
-        )
+        None
     };
-    if let Err(retry_after_s) = auth.take(&who) {
-        crate::telemetry::metrics::HTTP_RATE_LIMITED.inc();
-        return Err(ApiError::RateLimited { retry_after_s }.into());
+    if auth.limits() {
+        // A bucket per key; per client address when auth is off.
+        let who = match &key {
+            Some(k) => format!("key:{}", k.id),
+            None => format!(
+                "addr:{}",
+                req.peer_addr()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default()
+            ),
+        };
+        if let Err(retry_after_s) = auth.take(&who) {
+            crate::telemetry::metrics::HTTP_RATE_LIMITED.inc();
+            return Err(ApiError::RateLimited { retry_after_s }.into());
+        }
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }
@@ -284,7 +303,7 @@ pub async fn create_key(
         id: id.clone(),
         sha256: hash_key(&secret),
         scopes: scopes.clone(),
-        origin: "api".into(),
+        origin: KeyOrigin::Api,
     })?;
     Ok(
         HttpResponse::Created()

@@ -122,13 +122,12 @@ pub fn bind(
     state: web::Data<AppState>,
 ) -> std::io::Result<(actix_web::dev::Server, std::net::SocketAddr)> {
     let cfg = state.config.http.clone();
-    let roles = routes::Mounted {
+    let mounted = routes::Mounted {
         ingest: state.config.runs(crate::config::Role::Ingest),
         web: state.config.runs(crate::config::Role::Web),
     };
     let cors_origins = cfg.cors_origins.clone();
     let server = HttpServer::new(move || {
-        let roles = roles;
         App::new()
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -137,7 +136,7 @@ pub fn bind(
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 error::ApiError::BadRequest("invalid_path", e.to_string()).into()
             }))
-            .configure(|c| routes::configure(c, &roles))
+            .configure(|c| routes::configure(c, &mounted))
             .wrap(actix_web::middleware::from_fn(auth::guard))
             .wrap(actix_web::middleware::from_fn(record_request))
             .wrap(actix_web::middleware::Condition::new(
