@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use starling::bus::jetstream::JetStreamBus;
 use starling::bus::memory::MemoryBus;
-use starling::bus::{Bus, ConsumerSpec, StreamName, Subject};
+use starling::bus::{Bus, ConsumerSpec, Filter, Outgoing, StreamName, Subject};
 use starling::config::BusConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +32,7 @@ fn payload(i: u64) -> Bytes {
 fn spec() -> ConsumerSpec {
     ConsumerSpec {
         stream: StreamName::Raw,
+        filter: Filter::All,
         durable: "bench".into(),
         ack_wait: Duration::from_secs(30),
         max_deliver: 5,
@@ -41,15 +42,17 @@ fn spec() -> ConsumerSpec {
 
 async fn round(bus: &dyn Bus, next: &AtomicU64) {
     let mut consumer = bus.consumer(spec()).await.expect("consumer");
-    let messages: Vec<(String, Bytes)> = (0..POSTS)
+    let messages: Vec<Outgoing> = (0..POSTS)
         .map(|_| next.fetch_add(1, Ordering::Relaxed))
-        .map(|i| (format!("bench-{i}"), payload(i)))
+        .map(|i| Outgoing {
+            subject: Subject::RawPosts,
+            id: format!("bench-{i}"),
+            payload: payload(i),
+        })
         .collect();
     // The classifier publishes a fetched batch at a time (512 by default).
     for chunk in messages.chunks(512) {
-        bus.publish_batch(Subject::RawPosts, chunk)
-            .await
-            .expect("publish");
+        bus.publish_batch(chunk).await.expect("publish");
     }
     let mut got = 0;
     while got < POSTS {

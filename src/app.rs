@@ -256,6 +256,7 @@ async fn start_sinks(
             writer: writer_slot.clone(),
             cfg: config.aggregation.clone(),
             bus_cfg: config.bus.clone(),
+            shards: config.owned_shards(),
         };
         let name = format!("aggregator-{kind}");
         add(

@@ -298,6 +298,11 @@ pub struct BusConfig {
     pub max_deliver: u32,
     /// Unacknowledged messages one durable consumer may have outstanding.
     pub max_ack_pending: usize,
+    /// Shards the enriched posts are partitioned into by entity (1..=1024):
+    /// one subject and one durable consumer per kind and shard, so that
+    /// aggregation can be spread over processes (`aggregation.owned_shards`).
+    /// Every process on the same NATS must use the same count (checked at start).
+    pub shards: u16,
 }
 
 impl Default for BusConfig {
@@ -310,6 +315,7 @@ impl Default for BusConfig {
             ack_wait_ms: 30_000,
             max_deliver: 5,
             max_ack_pending: 100_000,
+            shards: 1,
         }
     }
 }
@@ -465,6 +471,10 @@ pub struct AggregationConfig {
     pub flush_interval_ms: u64,
     /// Most posts an aggregator takes from the bus at once.
     pub batch_size: usize,
+    /// The shards (of `bus.shards`) this process aggregates; empty = all.
+    /// Give each aggregating process its own disjoint set: a shard's
+    /// entities are then counted by exactly one process.
+    pub owned_shards: Vec<u16>,
 }
 
 impl Default for AggregationConfig {
@@ -473,6 +483,7 @@ impl Default for AggregationConfig {
             allowed_lateness_ms: 2_000,
             flush_interval_ms: 250,
             batch_size: 2_048,
+            owned_shards: Vec::new(),
         }
     }
 }
@@ -501,7 +512,9 @@ impl Default for SupervisorConfig {
 
 impl Config {
     /// Loads defaults, then the file (if any), then `STARLING_…` variables
-    /// from `env`. Flags are applied by the caller afterwards.
+    /// from `env`. Flags are applied by the caller afterwards, and the
+    /// caller validates the result ([`Config::validate`]): a flag may be what
+    /// makes the file's settings consistent (`--nats` for a role split).
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -541,7 +554,6 @@ impl Config {
         let config: Config = tree
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
-        config.validate()?;
         Ok(config)
     }
 
@@ -551,6 +563,17 @@ impl Config {
     }
 
     /// Checks values the types cannot.
+    /// The shards this process aggregates, ascending, without repeats.
+    pub fn owned_shards(&self) -> Vec<u16> {
+        if self.aggregation.owned_shards.is_empty() {
+            return (0..self.bus.shards.max(1)).collect();
+        }
+        let mut owned = self.aggregation.owned_shards.clone();
+        owned.sort_unstable();
+        owned.dedup();
+        owned
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         let rate_ok = self.auth.rate_per_s.is_finite() && self.auth.rate_per_s >= 0.0;
@@ -589,6 +612,24 @@ impl Config {
         }
         if self.bus.stream_max_msgs == 0 || self.bus.max_ack_pending == 0 {
             return bad("bus.stream_max_msgs and bus.max_ack_pending must be at least 1");
+        }
+        if self.bus.shards == 0 || self.bus.shards > 1024 {
+            return bad("bus.shards must be 1..=1024");
+        }
+        if let Some(s) = self
+            .aggregation
+            .owned_shards
+            .iter()
+            .find(|s| **s >= self.bus.shards)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "aggregation.owned_shards: shard {s} does not exist (bus.shards is {})",
+                self.bus.shards
+            )));
+        }
+        if self.owned_shards().len() < usize::from(self.bus.shards) && self.bus.nats_url.is_empty()
+        {
+            return bad("aggregation.owned_shards leaves shards to other processes, which needs the JetStream bus (--nats URL)");
         }
         if self.bus.max_deliver == 0 {
             return bad("bus.max_deliver must be at least 1");
@@ -697,6 +738,7 @@ mod tests {
     fn example_config_parses_and_matches_defaults_where_it_says_so() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("starling.example.toml");
         let config = Config::load(Some(&path), env(&[])).expect("example config must load");
+        config.validate().expect("example config validates");
         assert_eq!(config.http.listen, "127.0.0.1:8080");
         assert!(!config.entities.projects.is_empty());
     }
@@ -777,7 +819,23 @@ mod tests {
 
     #[test]
     fn invalid_values_are_rejected() {
-        let e = Config::load(None, env(&[("STARLING_CLASSIFIER__WORKERS", "0")])).unwrap_err();
-        assert!(e.to_string().contains("workers"));
+        let c = Config::load(None, env(&[("STARLING_CLASSIFIER__WORKERS", "0")])).expect("parses");
+        assert!(c.validate().unwrap_err().to_string().contains("workers"));
+        let c = Config::load(None, env(&[("STARLING_AGGREGATION__OWNED_SHARDS", "[2]")]))
+            .expect("parses");
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("shard 2 does not exist"), "{e}");
+        let mut c = Config::load(
+            None,
+            env(&[
+                ("STARLING_BUS__SHARDS", "4"),
+                ("STARLING_AGGREGATION__OWNED_SHARDS", "[3, 1, 3]"),
+            ]),
+        )
+        .expect("parses");
+        assert!(c.validate().unwrap_err().to_string().contains("--nats"));
+        c.bus.nats_url = "nats://127.0.0.1:4222".into();
+        c.validate().expect("a shard subset over NATS is fine");
+        assert_eq!(c.owned_shards(), vec![1, 3]);
     }
 }

@@ -8,7 +8,7 @@ mod nats;
 use bytes::Bytes;
 use starling::bus::jetstream::JetStreamBus;
 use starling::bus::memory::MemoryBus;
-use starling::bus::{Bus, ConsumerSpec, StreamName, Subject};
+use starling::bus::{merge::merge, Bus, ConsumerSpec, Filter, Outgoing, StreamName, Subject};
 use starling::config::BusConfig;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use std::time::Duration;
 fn spec(durable: &str, ack_wait_ms: u64, max_deliver: u32) -> ConsumerSpec {
     ConsumerSpec {
         stream: StreamName::Raw,
+        filter: Filter::All,
         durable: durable.into(),
         ack_wait: Duration::from_millis(ack_wait_ms),
         max_deliver,
@@ -81,14 +82,16 @@ async fn a_batch_is_stored_once_each_and_acked_in_order(bus: Arc<dyn Bus>) {
         .consumer(spec("batch", 5_000, 5))
         .await
         .expect("consumer");
-    let mut messages: Vec<(String, Bytes)> = (0..600)
-        .map(|i| (format!("b{i}"), Bytes::from(format!("b{i}"))))
+    let raw = |id: String, payload: String| Outgoing {
+        subject: Subject::RawPosts,
+        id,
+        payload: Bytes::from(payload),
+    };
+    let mut messages: Vec<Outgoing> = (0..600)
+        .map(|i| raw(format!("b{i}"), format!("b{i}")))
         .collect();
-    messages.push(("b7".into(), Bytes::from("b7 again")));
-    let acks = bus
-        .publish_batch(Subject::RawPosts, &messages)
-        .await
-        .expect("publish_batch");
+    messages.push(raw("b7".into(), "b7 again".into()));
+    let acks = bus.publish_batch(&messages).await.expect("publish_batch");
     assert_eq!(acks.len(), 601);
     assert!(acks[..600].iter().all(|a| !a.duplicate));
     assert!(acks[600].duplicate);
@@ -230,6 +233,90 @@ async fn a_full_stream_makes_publishers_wait(bus: Arc<dyn Bus>, max_msgs: usize)
     assert!(blocked.await.expect("join").is_ok());
 }
 
+/// Enriched copies reach the consumers of their shard, primaries reach the
+/// whole-post consumers, a merged handle reads several shards, and a
+/// message is dropped once every consumer it matches has acknowledged it.
+async fn filters_route_copies_by_shard_and_primary(bus: Arc<dyn Bus>) {
+    let enriched = |durable: &str, filter| ConsumerSpec {
+        stream: StreamName::Enriched,
+        filter,
+        ..spec(durable, 5_000, 5)
+    };
+    let mut s0 = bus
+        .consumer(enriched("f-s0", Filter::Shard(0)))
+        .await
+        .expect("consumer");
+    let mut s1 = bus
+        .consumer(enriched("f-s1", Filter::Shard(1)))
+        .await
+        .expect("consumer");
+    let mut primary = bus
+        .consumer(enriched("f-p", Filter::Primary))
+        .await
+        .expect("consumer");
+    let copy = |shard, primary, body: &str| Outgoing {
+        subject: Subject::EnrichedPosts { shard, primary },
+        id: format!("{body}#{shard}"),
+        payload: Bytes::from(body.to_string()),
+    };
+    let published = [
+        copy(0, true, "a"),
+        copy(1, true, "b"),
+        copy(0, true, "c"),
+        copy(1, false, "c"),
+    ];
+    bus.publish_batch(&published).await.expect("publish");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(drain(&mut s0, 2).await), vec!["a", "c"]);
+    assert_eq!(sorted(drain(&mut s1, 2).await), vec!["b", "c"]);
+    assert_eq!(sorted(drain(&mut primary, 3).await), vec!["a", "b", "c"]);
+
+    // One handle over both shards, acknowledging on each its own.
+    let mut both = merge(vec![s0, s1], 16);
+    bus.publish_batch(&[copy(0, true, "d"), copy(1, true, "e"), copy(1, false, "d")])
+        .await
+        .expect("publish");
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        if got.len() >= 3 {
+            break;
+        }
+        for d in both
+            .fetch(10, Duration::from_millis(100))
+            .await
+            .expect("fetch")
+        {
+            let Subject::EnrichedPosts { shard, .. } = d.subject else {
+                panic!("a raw subject on the enriched stream: {d:?}");
+            };
+            got.push(format!("{}@{shard}", String::from_utf8_lossy(&d.payload)));
+            d.ack().await.expect("ack");
+        }
+    }
+    assert_eq!(sorted(got), vec!["d@0", "d@1", "e@1"]);
+    assert_eq!(sorted(drain(&mut primary, 2).await), vec!["d", "e"]);
+    let mut left = u64::MAX;
+    for _ in 0..40 {
+        left = bus
+            .stream_stats()
+            .await
+            .iter()
+            .find(|s| s.stream == StreamName::Enriched.as_str())
+            .map_or(u64::MAX, |s| s.messages);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        left, 0,
+        "acknowledged by every consumer they match, messages go"
+    );
+}
+
 fn memory(max_msgs: usize) -> Arc<dyn Bus> {
     Arc::new(MemoryBus::new(&BusConfig {
         stream_max_msgs: max_msgs,
@@ -260,6 +347,11 @@ async fn memory_redelivery() {
 #[tokio::test]
 async fn memory_dead_letters() {
     poison_messages_are_dead_lettered_after_max_deliver(memory(1_000)).await;
+}
+
+#[tokio::test]
+async fn memory_filters_and_merge() {
+    filters_route_copies_by_shard_and_primary(memory(1_000)).await;
 }
 
 #[tokio::test]
@@ -316,4 +408,30 @@ async fn jetstream_dead_letters() {
 async fn jetstream_back_pressure() {
     let server = nats::NatsServer::start();
     a_full_stream_makes_publishers_wait(jetstream(&server, 50).await, 50).await;
+}
+
+#[tokio::test]
+async fn jetstream_filters_and_merge() {
+    let server = nats::NatsServer::start();
+    filters_route_copies_by_shard_and_primary(jetstream(&server, 1_000).await).await;
+}
+
+#[tokio::test]
+async fn jetstream_refuses_a_different_shard_count() {
+    let server = nats::NatsServer::start();
+    let with = |shards| BusConfig {
+        shards,
+        ..BusConfig::default()
+    };
+    JetStreamBus::connect(&server.url, &with(4))
+        .await
+        .expect("first process lays out 4 shards");
+    JetStreamBus::connect(&server.url, &with(4))
+        .await
+        .expect("the same count again is fine");
+    let err = JetStreamBus::connect(&server.url, &with(2))
+        .await
+        .err()
+        .expect("another count is refused");
+    assert!(err.to_string().contains("4 shards"), "{err}");
 }

@@ -574,6 +574,122 @@ async fn over_jetstream_two_classify_processes_share_the_work_and_survive_a_kill
     main.stop();
 }
 
+/// Per-entity volumes of a kind in one process (all time).
+async fn volumes(s: &Starling, kind: &str) -> HashMap<String, u64> {
+    let list = get(s, &format!("/api/entities/{kind}?period=all&limit=1000")).await;
+    list["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .map(|e| {
+            let id = e["id"].as_str().expect("id").to_string();
+            (id, e["volume"].as_u64().expect("volume"))
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn over_jetstream_two_aggregate_processes_split_entities_by_shard_and_survive_a_kill() {
+    let nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |owned: &str| {
+        let path = dir.path().join(format!("shards-{owned}.toml"));
+        std::fs::write(
+            &path,
+            format!("[bus]\nshards = 2\n[aggregation]\nowned_shards = [{owned}]\n"),
+        )
+        .expect("write config");
+        path.to_string_lossy().into_owned()
+    };
+    let (c0, c1, all) = (config("0"), config("1"), config("0, 1"));
+    let front = Starling::start(
+        &dir.path().join("front"),
+        &[
+            "--nats",
+            &nats.url,
+            "--role",
+            "ingest,classify",
+            "--config",
+            &all,
+        ],
+    );
+    let agg = |name: &str, cfg: &str| {
+        Starling::start(
+            &dir.path().join(name),
+            &[
+                "--nats",
+                &nats.url,
+                "--role",
+                "aggregate,web",
+                "--config",
+                cfg,
+            ],
+        )
+    };
+    let a0 = agg("a0", &c0);
+    let a1 = agg("a1", &c1);
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..1_000).map(|i| post(i, now)).collect();
+    let e = expected(&posts);
+    let (status, _) = ingest_json(&front, &posts[..500]).await;
+    assert_eq!(status, 202);
+    // The owner of shard 1 dies mid-stream and comes back on its own store.
+    a1.kill_9();
+    let (status, _) = ingest_json(&front, &posts[500..]).await;
+    assert_eq!(status, 202);
+    let a1 = agg("a1", &c1);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (authors0, authors1) = loop {
+        let admin = get(&a0, "/api/admin/actors").await;
+        let idle = admin["consumers"]
+            .as_array()
+            .expect("consumers")
+            .iter()
+            .all(|c| c["pending"] == 0 && c["ack_pending"] == 0);
+        let (v0, v1) = (volumes(&a0, "user").await, volumes(&a1, "user").await);
+        let total: u64 = v0.values().chain(v1.values()).sum();
+        if idle && total == e.volume {
+            break (v0, v1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shards did not settle: {total} of {} author posts\n{admin}",
+            e.volume
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Each author is counted by one process only, and both have some.
+    assert!(!authors0.is_empty() && !authors1.is_empty());
+    assert!(authors0.keys().all(|a| !authors1.contains_key(a)));
+    assert_eq!(authors0.len() + authors1.len(), 17);
+    // The one `macro` entity lives in one shard, with the exact totals.
+    let (o0, o1) = (
+        get(&a0, "/api/metrics/overall").await,
+        get(&a1, "/api/metrics/overall").await,
+    );
+    let (owner, other) = if o0["volume"] == 0 {
+        (&o1, &o0)
+    } else {
+        (&o0, &o1)
+    };
+    check_overall(owner, &e);
+    assert_eq!(other["volume"], 0);
+    // Every platform's count is exact, from whichever process owns it.
+    let (p0, p1) = (
+        volumes(&a0, "platform").await,
+        volumes(&a1, "platform").await,
+    );
+    let mut platforms = p0.clone();
+    for (k, v) in p1 {
+        assert!(platforms.insert(k, v).is_none(), "a platform in two shards");
+    }
+    assert_eq!(platforms, e.platforms);
+    a0.stop();
+    a1.stop();
+    front.stop();
+}
+
 #[test]
 fn a_role_split_without_nats_is_refused_with_the_reason() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_starling"))

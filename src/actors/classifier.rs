@@ -3,8 +3,10 @@
 //! Every worker opens the same durable consumer (`classify`) on the raw
 //! stream, so the pool shares the work; a worker takes a batch, scores each
 //! post with the lexicon scorer, extracts its entities, publishes the
-//! enriched post (message id = post id, so a redelivered raw post is
-//! de-duplicated on publish) and only then acknowledges the raw message.
+//! enriched post on each shard subject it belongs to
+//! ([`crate::bus::enriched_messages`]; message ids derive from the post id,
+//! so a redelivered raw post is de-duplicated on publish) and only then
+//! acknowledges the raw message.
 //! A payload that is not a post is dead-lettered with the reason.
 //!
 //! Owns: nothing but its consumer handle (the scorer and extractor are
@@ -12,7 +14,7 @@
 //! [`MAILBOX`]. Restart policy: permanent.
 
 use super::supervisor::LifeGuard;
-use crate::bus::{pipeline_consumer, Bus, BusError, Subject, CLASSIFY_DURABLE};
+use crate::bus::{enriched_messages, pipeline_consumer, Bus, BusError, CLASSIFY_DURABLE};
 use crate::config::{BusConfig, ClassifierConfig};
 use crate::domain::{EnrichedPost, Post};
 use crate::nlp::{Extractor, LexiconScorer};
@@ -110,7 +112,9 @@ async fn run(deps: ClassifierDeps) -> Result<(), BusError> {
             };
             let e = enrich(post, &deps.scorer, &deps.extractor);
             match serde_json::to_vec(&e) {
-                Ok(p) => enriched.push((e.post.id, Bytes::from(p))),
+                Ok(p) => {
+                    enriched.extend(enriched_messages(&e, Bytes::from(p), deps.bus_cfg.shards))
+                }
                 Err(err) => {
                     d.term(&format!("cannot encode enriched post: {err}"))
                         .await?;
@@ -120,10 +124,7 @@ async fn run(deps: ClassifierDeps) -> Result<(), BusError> {
             done.push(d);
         }
         // Publish the whole batch, then acknowledge the raw posts it came from.
-        let acks = deps
-            .bus
-            .publish_batch(Subject::EnrichedPosts, &enriched)
-            .await?;
+        let acks = deps.bus.publish_batch(&enriched).await?;
         metrics::BUS_DUPLICATES.add(acks.iter().filter(|a| a.duplicate).count() as u64);
         metrics::CLASSIFIED.add(done.len() as u64);
         for d in done {

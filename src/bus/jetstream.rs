@@ -8,19 +8,23 @@
 //!   retries with back-off until there is room (back-pressure) or
 //!   `bus.publish_timeout_ms` passes. Both are created or updated at start,
 //!   together with every pipeline consumer, before anything is published.
+//!   The enriched stream records `bus.shards` in its metadata; a process
+//!   configured with another count is refused (the subjects would not match).
+//! - Consumers filter by subject ([`super::Filter::pattern`]): a shard's
+//!   aggregators see only that shard's copies, the live feed only primaries.
 //! - Publishes carry `Nats-Msg-Id`; the stream's duplicate window drops
 //!   repeats. A publish returns only once the stream has stored it.
 //! - Consumers are durable pull consumers with explicit acks, `ack_wait`,
 //!   `max_deliver` and `max_ack_pending` from the config.
 //! - Dead letters go to the `STARLING_DLQ` stream (`starling.dlq.<stream>.<consumer>`)
-//!   with the reason in a header: on `term`, and when the server reports a
+//!   with the reason and the original subject (for a replay) in headers: on `term`, and when the server reports a
 //!   message that reached `max_deliver` (its advisory).
 //! - A lost connection is retried by the client; every broker call is
 //!   bounded in time, and publishes and fetches retry until it is back.
 
 use super::{
-    Acker, Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, DeadLetter, Delivery, PublishAck,
-    StreamName, StreamStats,
+    Acker, Bus, BusError, Consumer, ConsumerSpec, ConsumerStats, DeadLetter, Delivery, Outgoing,
+    PublishAck, StreamName, StreamStats, Subject,
 };
 use crate::config::BusConfig;
 use crate::telemetry::metrics;
@@ -41,6 +45,10 @@ const DLQ_PREFIX: &str = "starling.dlq";
 const REASON_HEADER: &str = "Starling-Reason";
 /// Header carrying the original stream sequence.
 const SEQ_HEADER: &str = "Starling-Seq";
+/// Header carrying the subject a dead letter was published on (for a replay).
+const SUBJECT_HEADER: &str = "Starling-Subject";
+/// Stream metadata key recording the shard count the subjects were laid out for.
+const SHARDS_METADATA: &str = "starling.shards";
 /// Dead letters kept in the DLQ stream.
 const DLQ_MAX_MSGS: i64 = 10_000;
 /// Longest wait for one broker call (a publish's send or its ack, an ack).
@@ -102,11 +110,25 @@ impl JetStreamBus {
             cfg: cfg.clone(),
             closed: Arc::new(AtomicBool::new(false)),
         };
+        let shards = cfg.shards.max(1).to_string();
+        if let Ok(mut existing) = bus.js.get_stream(StreamName::Enriched.as_str()).await {
+            let info = existing.info().await.map_err(broker)?;
+            if let Some(laid_out) = info.config.metadata.get(SHARDS_METADATA) {
+                if *laid_out != shards {
+                    return Err(BusError::Broker(format!(
+                        "the enriched stream on this NATS is partitioned into {laid_out} shards, \
+                         and bus.shards is {shards}: every process must use the same count \
+                         (to change it, drain the pipeline and delete the STARLING_ streams)"
+                    )));
+                }
+            }
+        }
         for name in StreamName::ALL {
             bus.js
                 .create_or_update_stream(stream::Config {
                     name: name.as_str().to_string(),
-                    subjects: vec![name.subject().as_str().to_string()],
+                    subjects: vec![name.subjects().to_string()],
+                    metadata: [(SHARDS_METADATA.to_string(), shards.clone())].into(),
                     retention: stream::RetentionPolicy::Interest,
                     discard: stream::DiscardPolicy::New,
                     max_messages: i64::try_from(cfg.stream_max_msgs).unwrap_or(i64::MAX),
@@ -141,6 +163,7 @@ impl JetStreamBus {
             .map_err(broker)?;
         let config = consumer::pull::Config {
             durable_name: Some(spec.durable.clone()),
+            filter_subject: spec.filter.pattern(spec.stream),
             ack_policy: consumer::AckPolicy::Explicit,
             deliver_policy: consumer::DeliverPolicy::All,
             ack_wait: spec.ack_wait,
@@ -175,19 +198,22 @@ impl JetStreamBus {
                     .to_string();
                 let seq = advisory["stream_seq"].as_u64().unwrap_or_default();
                 let deliveries = advisory["deliveries"].as_u64().unwrap_or_default();
-                let payload = match bus.js.get_stream(&stream).await {
+                let (subject, payload) = match bus.js.get_stream(&stream).await {
                     Ok(s) => s
                         .get_raw_message(seq)
                         .await
-                        .map(|m| m.payload)
+                        .map(|m| (m.subject.to_string(), m.payload))
                         .unwrap_or_default(),
-                    Err(_) => Bytes::new(),
+                    Err(_) => Default::default(),
                 };
                 let reason = format!("not acknowledged after {deliveries} deliveries");
-                if let Err(e) = bus
-                    .dead_letter(&stream, &consumer, seq, &reason, payload)
-                    .await
-                {
+                let letter = Letter {
+                    stream: &stream,
+                    consumer: &consumer,
+                    seq,
+                    subject: &subject,
+                };
+                if let Err(e) = bus.dead_letter(&letter, &reason, payload).await {
                     tracing::error!(error = %e, stream, consumer, seq, "cannot record a dead letter");
                 }
             }
@@ -197,20 +223,32 @@ impl JetStreamBus {
 
     async fn dead_letter(
         &self,
-        stream: &str,
-        consumer: &str,
-        seq: u64,
+        letter: &Letter<'_>,
         reason: &str,
         payload: Bytes,
     ) -> Result<(), BusError> {
+        let Letter {
+            stream,
+            consumer,
+            seq,
+            subject,
+        } = *letter;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(REASON_HEADER, reason);
         headers.insert(SEQ_HEADER, seq.to_string().as_str());
-        let subject = format!("{DLQ_PREFIX}.{stream}.{consumer}");
-        let ack = bounded(self.js.publish_with_headers(subject, headers, payload)).await?;
+        headers.insert(SUBJECT_HEADER, subject);
+        let dlq_subject = format!("{DLQ_PREFIX}.{stream}.{consumer}");
+        let ack = bounded(self.js.publish_with_headers(dlq_subject, headers, payload)).await?;
         bounded(ack.into_future()).await?;
         metrics::BUS_DEAD_LETTERED.inc();
-        tracing::warn!(stream, consumer, seq, reason, "message dead-lettered");
+        tracing::warn!(
+            stream,
+            consumer,
+            seq,
+            subject,
+            reason,
+            "message dead-lettered"
+        );
         Ok(())
     }
 }
@@ -219,21 +257,22 @@ impl JetStreamBus {
 impl Bus for JetStreamBus {
     async fn publish(
         &self,
-        subject: super::Subject,
+        subject: Subject,
         msg_id: &str,
         payload: Bytes,
     ) -> Result<PublishAck, BusError> {
-        self.publish_batch(subject, &[(msg_id.to_string(), payload)])
+        let message = Outgoing {
+            subject,
+            id: msg_id.to_string(),
+            payload,
+        };
+        self.publish_batch(std::slice::from_ref(&message))
             .await?
             .pop()
             .ok_or_else(|| BusError::Broker("publish returned no acknowledgement".into()))
     }
 
-    async fn publish_batch(
-        &self,
-        subject: super::Subject,
-        messages: &[(String, Bytes)],
-    ) -> Result<Vec<PublishAck>, BusError> {
+    async fn publish_batch(&self, messages: &[Outgoing]) -> Result<Vec<PublishAck>, BusError> {
         let patience = Duration::from_millis(self.cfg.publish_timeout_ms);
         let deadline = tokio::time::Instant::now() + patience;
         let mut backoff = Duration::from_millis(5);
@@ -248,12 +287,12 @@ impl Bus for JetStreamBus {
                 // Send the whole window, then collect its acks.
                 let mut in_flight = Vec::with_capacity(window.len());
                 for &i in window {
-                    let (id, payload) = &messages[i];
+                    let m = &messages[i];
                     let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+                    headers.insert(async_nats::header::NATS_MESSAGE_ID, m.id.as_str());
                     let send =
                         self.js
-                            .publish_with_headers(subject.as_str(), headers, payload.clone());
+                            .publish_with_headers(m.subject.name(), headers, m.payload.clone());
                     match bounded(send).await {
                         Ok(ack) => in_flight.push((i, ack)),
                         Err(_) => failed.push(i),
@@ -390,12 +429,20 @@ impl Bus for JetStreamBus {
             let Ok(m) = dlq.get_raw_message(seq).await else {
                 continue; // already replayed or removed
             };
-            let (Some(name), _) = dlq_origin(m.subject.as_str()) else {
+            let original = m
+                .headers
+                .get(SUBJECT_HEADER)
+                .and_then(|v| Subject::parse(v.as_str()));
+            let Some(subject) = original else {
+                tracing::warn!(
+                    seq,
+                    "dead letter without its original subject; left in the DLQ"
+                );
                 continue;
             };
             let id =
                 format!("replay-{}", m.subject.as_str().replace('.', "-")) + &format!("-{seq}");
-            self.publish(name.subject(), &id, m.payload.clone()).await?;
+            self.publish(subject, &id, m.payload.clone()).await?;
             dlq.delete_message(seq).await.map_err(broker)?;
             replayed += 1;
         }
@@ -459,6 +506,7 @@ impl Consumer for JetStreamConsumer {
         }
         let mut out = Vec::with_capacity(messages.len());
         for message in messages {
+            let subject_name = message.subject.to_string();
             let (seq, delivered) = match message.info() {
                 Ok(i) => (
                     i.stream_sequence,
@@ -470,19 +518,27 @@ impl Consumer for JetStreamConsumer {
                 metrics::BUS_REDELIVERED.inc();
             }
             let (message, acker) = message.split();
+            let acker = JetStreamAcker {
+                bus: self.bus.clone(),
+                acker,
+                stream: self.spec.stream,
+                durable: self.spec.durable.clone(),
+                seq,
+                subject: subject_name,
+                payload: message.payload.clone(),
+            };
+            // Someone published on the stream by hand, outside the layout.
+            let Some(subject) = Subject::parse(&acker.subject) else {
+                let reason = format!("unknown subject `{}`", acker.subject);
+                acker.term(&reason).await?;
+                continue;
+            };
             out.push(Delivery::new(
-                self.spec.stream.subject(),
-                message.payload.clone(),
+                subject,
+                message.payload,
                 seq,
                 delivered,
-                Box::new(JetStreamAcker {
-                    bus: self.bus.clone(),
-                    acker,
-                    stream: self.spec.stream,
-                    durable: self.spec.durable.clone(),
-                    seq,
-                    payload: message.payload,
-                }),
+                Box::new(acker),
             ));
         }
         Ok(out)
@@ -495,7 +551,17 @@ struct JetStreamAcker {
     stream: StreamName,
     durable: String,
     seq: u64,
+    subject: String,
     payload: Bytes,
+}
+
+/// Where a dead letter came from.
+#[derive(Clone, Copy)]
+struct Letter<'a> {
+    stream: &'a str,
+    consumer: &'a str,
+    seq: u64,
+    subject: &'a str,
 }
 
 #[async_trait]
@@ -517,14 +583,14 @@ impl Acker for JetStreamAcker {
     }
 
     async fn term(&self, reason: &str) -> Result<(), BusError> {
+        let letter = Letter {
+            stream: self.stream.as_str(),
+            consumer: &self.durable,
+            seq: self.seq,
+            subject: &self.subject,
+        };
         self.bus
-            .dead_letter(
-                self.stream.as_str(),
-                &self.durable,
-                self.seq,
-                reason,
-                self.payload.clone(),
-            )
+            .dead_letter(&letter, reason, self.payload.clone())
             .await?;
         bounded(self.acker.ack_with(AckKind::Term)).await
     }

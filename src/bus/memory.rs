@@ -41,6 +41,8 @@ struct Inner {
 #[derive(Clone)]
 struct Kept {
     stream: StreamName,
+    /// Where it was published (`None` if it was gone when dead-lettered).
+    subject: Option<Subject>,
     durable: String,
     seq: u64,
     reason: String,
@@ -68,6 +70,7 @@ struct Stream {
 }
 
 struct Stored {
+    subject: Subject,
     payload: Bytes,
 }
 
@@ -179,11 +182,11 @@ impl Inner {
         seq: u64,
         reason: String,
     ) {
-        let payload = st
+        let (subject, payload) = st
             .msgs
             .get(&seq)
-            .map(|m| m.payload.clone())
-            .unwrap_or_default();
+            .map(|m| (Some(m.subject), m.payload.clone()))
+            .unwrap_or((None, Bytes::new()));
         if let Some(c) = st.consumers.get_mut(durable) {
             c.pending.remove(&seq);
             c.dead_lettered += 1;
@@ -196,6 +199,7 @@ impl Inner {
         }
         dead.push_back(Kept {
             stream: stream.name,
+            subject,
             durable: durable.to_string(),
             seq,
             reason,
@@ -205,15 +209,20 @@ impl Inner {
 }
 
 impl Stream {
-    /// Drops messages every consumer has acknowledged. With no consumer
-    /// defined, messages are kept until one is (no data is lost at start-up).
+    /// Drops the oldest messages that every consumer they match has
+    /// acknowledged. With no consumer defined, messages are kept until one
+    /// is (no data is lost at start-up).
     fn trim(st: &mut StreamState) -> bool {
-        let Some(floor) = st.consumers.values().map(ConsumerState::ack_floor).min() else {
+        if st.consumers.is_empty() {
             return false;
-        };
+        }
         let before = st.msgs.len();
-        while let Some((&seq, _)) = st.msgs.first_key_value() {
-            if seq >= floor {
+        while let Some((&seq, m)) = st.msgs.first_key_value() {
+            let done = st
+                .consumers
+                .values()
+                .all(|c| !c.spec.filter.matches(m.subject) || seq < c.ack_floor());
+            if !done {
                 break;
             }
             st.msgs.pop_first();
@@ -241,7 +250,7 @@ impl Bus for MemoryBus {
         msg_id: &str,
         payload: Bytes,
     ) -> Result<PublishAck, BusError> {
-        let stream = self.stream(StreamName::of(subject));
+        let stream = self.stream(subject.stream());
         loop {
             if self.inner.is_closed() {
                 return Err(BusError::Closed);
@@ -263,7 +272,7 @@ impl Bus for MemoryBus {
                 if st.msgs.len() < stream.max_msgs {
                     let seq = st.next_seq;
                     st.next_seq += 1;
-                    st.msgs.insert(seq, Stored { payload });
+                    st.msgs.insert(seq, Stored { subject, payload });
                     st.dedupe.insert(msg_id.to_string(), seq);
                     st.dedupe_order.push_back((now, msg_id.to_string()));
                     st.published += 1;
@@ -321,10 +330,15 @@ impl Bus for MemoryBus {
         for s in self.inner.streams.values() {
             let st = s.state.lock();
             for (name, c) in &st.consumers {
+                let pending = st
+                    .msgs
+                    .range(c.next_seq..)
+                    .filter(|(_, m)| c.spec.filter.matches(m.subject))
+                    .count();
                 out.push(ConsumerStats {
                     stream: s.name.as_str(),
                     durable: name.clone(),
-                    pending: st.next_seq.saturating_sub(c.next_seq),
+                    pending: pending as u64,
                     ack_pending: c.pending.len() as u64,
                     redelivered: c.redelivered,
                     dead_lettered: Some(c.dead_lettered),
@@ -353,8 +367,9 @@ impl Bus for MemoryBus {
                 kept.durable,
                 kept.seq
             );
-            self.publish(kept.stream.subject(), &id, kept.payload)
-                .await?;
+            if let Some(subject) = kept.subject {
+                self.publish(subject, &id, kept.payload).await?;
+            }
             self.inner.dead.lock().pop_front();
         }
         Ok(n)
@@ -406,7 +421,9 @@ impl MemoryConsumer {
                     .dead_letter(stream, &mut st, &self.durable, seq, reason);
                 continue;
             }
-            let Some(payload) = st.msgs.get(&seq).map(|m| m.payload.clone()) else {
+            let Some((subject, payload)) =
+                st.msgs.get(&seq).map(|m| (m.subject, m.payload.clone()))
+            else {
                 continue;
             };
             if let Some(c) = st.consumers.get_mut(&self.durable) {
@@ -414,7 +431,7 @@ impl MemoryConsumer {
                 c.redelivered += 1;
             }
             crate::telemetry::metrics::BUS_REDELIVERED.inc();
-            out.push(self.delivery(seq, delivered + 1, payload));
+            out.push(self.delivery(subject, seq, delivered + 1, payload));
         }
         // Then new messages, within max_ack_pending.
         let next_stream_seq = st.next_seq;
@@ -426,15 +443,20 @@ impl MemoryConsumer {
             if next >= next_stream_seq || pending_len >= spec.max_ack_pending {
                 break;
             }
-            let payload = st.msgs.get(&next).map(|m| m.payload.clone());
+            // Messages gone or outside the filter are skipped.
+            let wanted = st
+                .msgs
+                .get(&next)
+                .filter(|m| spec.filter.matches(m.subject))
+                .map(|m| (m.subject, m.payload.clone()));
             if let Some(c) = st.consumers.get_mut(&self.durable) {
                 c.next_seq = next + 1;
-                if payload.is_some() {
+                if wanted.is_some() {
                     c.pending.insert(next, (now + spec.ack_wait, 1));
                 }
             }
-            if let Some(payload) = payload {
-                out.push(self.delivery(next, 1, payload));
+            if let Some((subject, payload)) = wanted {
+                out.push(self.delivery(subject, next, 1, payload));
             }
         }
         let trimmed = Stream::trim(&mut st);
@@ -449,9 +471,9 @@ impl MemoryConsumer {
         Ok((out, earliest))
     }
 
-    fn delivery(&self, seq: u64, delivered: u32, payload: Bytes) -> Delivery {
+    fn delivery(&self, subject: Subject, seq: u64, delivered: u32, payload: Bytes) -> Delivery {
         Delivery::new(
-            self.stream.name.subject(),
+            subject,
             payload,
             seq,
             delivered,

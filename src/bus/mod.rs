@@ -20,6 +20,7 @@
 
 pub mod jetstream;
 pub mod memory;
+pub mod merge;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,20 +28,154 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// Subjects of the pipeline, named once here.
+///
+/// Enriched posts are partitioned by entity into `bus.shards` shards
+/// ([`shard_of`]): a post is published once on the subject of every shard
+/// that owns one of its windowed entities, so each shard's aggregators see
+/// every post they count and one entity's windows are counted by one
+/// consumer. Exactly one of those copies, on the post's lowest shard, is
+/// marked primary: consumers of whole posts (the live feed) read only
+/// primaries and see each post once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Subject {
-    /// Posts as connectors produced them (JSON [`crate::domain::Post`]).
+    /// Posts as connectors produced them (JSON [`crate::domain::Post`]):
+    /// `starling.posts.raw`.
     RawPosts,
-    /// Scored and attributed posts (JSON [`crate::domain::EnrichedPost`]).
-    EnrichedPosts,
+    /// Scored and attributed posts (JSON [`crate::domain::EnrichedPost`])
+    /// for one shard: `starling.posts.enriched.<shard>.p` for the primary
+    /// copy, `….x` for the others.
+    EnrichedPosts {
+        /// The shard whose entities this copy is for.
+        shard: u16,
+        /// The one copy of the post that whole-post consumers read.
+        primary: bool,
+    },
 }
+
+const RAW_SUBJECT: &str = "starling.posts.raw";
+const ENRICHED_PREFIX: &str = "starling.posts.enriched";
 
 impl Subject {
     /// The wire name of the subject.
-    pub fn as_str(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            Subject::RawPosts => "starling.posts.raw",
-            Subject::EnrichedPosts => "starling.posts.enriched",
+            Subject::RawPosts => RAW_SUBJECT.to_string(),
+            Subject::EnrichedPosts { shard, primary } => {
+                format!(
+                    "{ENRICHED_PREFIX}.{shard}.{}",
+                    if primary { "p" } else { "x" }
+                )
+            }
+        }
+    }
+
+    /// The subject named `name` (inverse of [`Subject::name`]).
+    pub fn parse(name: &str) -> Option<Subject> {
+        if name == RAW_SUBJECT {
+            return Some(Subject::RawPosts);
+        }
+        let rest = name.strip_prefix(ENRICHED_PREFIX)?.strip_prefix('.')?;
+        let (shard, copy) = rest.split_once('.')?;
+        let primary = match copy {
+            "p" => true,
+            "x" => false,
+            _ => return None,
+        };
+        let shard = shard.parse().ok()?;
+        Some(Subject::EnrichedPosts { shard, primary })
+    }
+
+    /// The stream that captures this subject.
+    pub fn stream(self) -> StreamName {
+        match self {
+            Subject::RawPosts => StreamName::Raw,
+            Subject::EnrichedPosts { .. } => StreamName::Enriched,
+        }
+    }
+}
+
+/// The shard (of `shards`) that owns an entity's windows.
+pub fn shard_of(entity: &crate::domain::EntityRef, shards: u16) -> u16 {
+    let h =
+        xxhash_rust::xxh3::xxh3_64_with_seed(entity.id.as_bytes(), u64::from(entity.kind.tag()));
+    (h % u64::from(shards.max(1))) as u16
+}
+
+/// The messages that carry an enriched post (encoded as `payload`): one per
+/// [`enriched_subjects`], with message id `<post id>#<shard>` (the duplicate
+/// window is per stream, so each copy needs its own id).
+pub fn enriched_messages(
+    post: &crate::domain::EnrichedPost,
+    payload: Bytes,
+    shards: u16,
+) -> Vec<Outgoing> {
+    enriched_subjects(&post.entities, shards)
+        .into_iter()
+        .map(|subject| {
+            let shard = match subject {
+                Subject::EnrichedPosts { shard, .. } => shard,
+                Subject::RawPosts => 0,
+            };
+            Outgoing {
+                subject,
+                id: format!("{}#{shard}", post.post.id),
+                payload: payload.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The subjects an enriched post is published on: one per shard owning one
+/// of its windowed entities, ascending, the first one primary.
+pub fn enriched_subjects(entities: &[crate::domain::EntityRef], shards: u16) -> Vec<Subject> {
+    let mut owners: Vec<u16> = entities
+        .iter()
+        .filter(|e| e.kind != crate::domain::EntityKind::Post)
+        .map(|e| shard_of(e, shards))
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    if owners.is_empty() {
+        owners.push(0);
+    }
+    owners
+        .into_iter()
+        .enumerate()
+        .map(|(i, shard)| Subject::EnrichedPosts {
+            shard,
+            primary: i == 0,
+        })
+        .collect()
+}
+
+/// Which of a stream's messages a consumer receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Filter {
+    /// Every message of the stream.
+    All,
+    /// The enriched copies for one shard.
+    Shard(u16),
+    /// The primary copy of every enriched post.
+    Primary,
+}
+
+impl Filter {
+    /// Whether a message on `subject` passes.
+    pub fn matches(self, subject: Subject) -> bool {
+        match (self, subject) {
+            (Filter::All, _) => true,
+            (Filter::Shard(s), Subject::EnrichedPosts { shard, .. }) => s == shard,
+            (Filter::Primary, Subject::EnrichedPosts { primary, .. }) => primary,
+            _ => false,
+        }
+    }
+
+    /// The NATS subject filter of a consumer on `stream`.
+    pub fn pattern(self, stream: StreamName) -> String {
+        match self {
+            Filter::All => stream.subjects().to_string(),
+            Filter::Shard(s) => format!("{ENRICHED_PREFIX}.{s}.*"),
+            Filter::Primary => format!("{ENRICHED_PREFIX}.*.p"),
         }
     }
 }
@@ -50,7 +185,7 @@ impl Subject {
 pub enum StreamName {
     /// Holds [`Subject::RawPosts`].
     Raw,
-    /// Holds [`Subject::EnrichedPosts`].
+    /// Holds every [`Subject::EnrichedPosts`].
     Enriched,
 }
 
@@ -71,19 +206,11 @@ impl StreamName {
         }
     }
 
-    /// The subject this stream captures.
-    pub fn subject(self) -> Subject {
+    /// The subjects this stream captures, as a NATS subject filter.
+    pub fn subjects(self) -> &'static str {
         match self {
-            StreamName::Raw => Subject::RawPosts,
-            StreamName::Enriched => Subject::EnrichedPosts,
-        }
-    }
-
-    /// The stream that captures `subject`.
-    pub fn of(subject: Subject) -> StreamName {
-        match subject {
-            Subject::RawPosts => StreamName::Raw,
-            Subject::EnrichedPosts => StreamName::Enriched,
+            StreamName::Raw => RAW_SUBJECT,
+            StreamName::Enriched => "starling.posts.enriched.>",
         }
     }
 }
@@ -93,6 +220,8 @@ impl StreamName {
 pub struct ConsumerSpec {
     /// Stream consumed.
     pub stream: StreamName,
+    /// Which of the stream's messages it receives.
+    pub filter: Filter,
     /// Durable name; consumers opened with the same name share the work.
     pub durable: String,
     /// Time a delivery may stay unacknowledged before redelivery.
@@ -104,27 +233,37 @@ pub struct ConsumerSpec {
 }
 
 /// The durable consumers of the pipeline, with their settings: the classifier
-/// pool's on the raw stream; the live feed's and one per windowed entity
-/// kind on the enriched stream. Buses create them all before anything is published, so that no
-/// message is published before the consumers that must see it exist.
+/// pool's on the raw stream; on the enriched stream the live feed's (primary
+/// copies) and one per windowed entity kind and shard. Every process creates
+/// them all before anything is published, so that no message is published
+/// before the consumers that must see it exist, whichever process owns them.
 pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
-    let spec = |stream, durable: String| ConsumerSpec {
+    let spec = |stream, filter, durable: String| ConsumerSpec {
         stream,
+        filter,
         durable,
         ack_wait: Duration::from_millis(cfg.ack_wait_ms),
         max_deliver: cfg.max_deliver,
         max_ack_pending: cfg.max_ack_pending,
     };
-    std::iter::once(spec(StreamName::Raw, CLASSIFY_DURABLE.to_string()))
-        .chain(std::iter::once(spec(
+    let mut specs = vec![
+        spec(StreamName::Raw, Filter::All, CLASSIFY_DURABLE.to_string()),
+        spec(
             StreamName::Enriched,
+            Filter::Primary,
             LIVE_FEED_DURABLE.to_string(),
-        )))
-        .chain(
-            crate::domain::EntityKind::windowed()
-                .map(|k| spec(StreamName::Enriched, aggregate_durable(k))),
-        )
-        .collect()
+        ),
+    ];
+    for kind in crate::domain::EntityKind::windowed() {
+        for shard in 0..cfg.shards.max(1) {
+            specs.push(spec(
+                StreamName::Enriched,
+                Filter::Shard(shard),
+                aggregate_durable(kind, shard),
+            ));
+        }
+    }
+    specs
 }
 
 /// Durable consumer of the live feed (scored posts for WebSocket clients).
@@ -133,9 +272,9 @@ pub const LIVE_FEED_DURABLE: &str = "live-feed";
 /// Durable consumer shared by the classifier pool.
 pub const CLASSIFY_DURABLE: &str = "classify";
 
-/// Durable consumer of a kind's aggregator.
-pub fn aggregate_durable(kind: crate::domain::EntityKind) -> String {
-    format!("aggregate-{kind}")
+/// Durable consumer of a kind's aggregator for one shard.
+pub fn aggregate_durable(kind: crate::domain::EntityKind, shard: u16) -> String {
+    format!("aggregate-{kind}-{shard}")
 }
 
 /// The consumer spec named `durable` among [`pipeline_consumers`].
@@ -143,6 +282,17 @@ pub fn pipeline_consumer(cfg: &crate::config::BusConfig, durable: &str) -> Optio
     pipeline_consumers(cfg)
         .into_iter()
         .find(|c| c.durable == durable)
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Where.
+    pub subject: Subject,
+    /// De-duplication id (`Nats-Msg-Id`), unique per message within the stream.
+    pub id: String,
+    /// The payload.
+    pub payload: Bytes,
 }
 
 /// What a publish returned.
@@ -307,17 +457,13 @@ pub trait Bus: Send + Sync + 'static {
         payload: Bytes,
     ) -> Result<PublishAck, BusError>;
 
-    /// Publishes several messages on one subject (`(message id, payload)`);
-    /// returns once every one is stored, acks in the same order. Buses that
-    /// can pipeline do (JetStream sends them all, then collects the acks).
-    async fn publish_batch(
-        &self,
-        subject: Subject,
-        messages: &[(String, Bytes)],
-    ) -> Result<Vec<PublishAck>, BusError> {
+    /// Publishes several messages; returns once every one is stored, acks
+    /// in the same order. Buses that can pipeline do (JetStream sends them
+    /// all, then collects the acks).
+    async fn publish_batch(&self, messages: &[Outgoing]) -> Result<Vec<PublishAck>, BusError> {
         let mut acks = Vec::with_capacity(messages.len());
-        for (id, payload) in messages {
-            acks.push(self.publish(subject, id, payload.clone()).await?);
+        for m in messages {
+            acks.push(self.publish(m.subject, &m.id, m.payload.clone()).await?);
         }
         Ok(acks)
     }

@@ -2,9 +2,14 @@
 //! 1-second windows and committing them (with their 1-minute and 1-hour
 //! rollups) through the store writer.
 //!
-//! Each aggregator is its own durable consumer (`aggregate-<kind>`) of the
-//! enriched stream, so a failing kind never holds back another and every
-//! kind counts every post exactly once on its own:
+//! Each aggregator reads its own durable consumers (`aggregate-<kind>-<shard>`,
+//! one per shard this process owns, merged) of the enriched stream, so a
+//! failing kind never holds back another and every kind counts every post
+//! exactly once on its own. From a copy of a post published for shard `s`
+//! it counts only the entities [`crate::bus::shard_of`] puts in `s`; the
+//! same post's copies for other shards are told apart by hashing the post
+//! id with the shard as seed.
+//! - a post goes into the open window of its `created_at` second
 //! - a post goes into the open window of its `created_at` second
 //!   ([`open::OpenWindows`]), de-duplicated by post id;
 //! - a post for a window that already closed is late: it is checked against
@@ -21,10 +26,12 @@ pub mod open;
 pub mod window;
 
 use self::open::{Admit, Closed, OpenWindows};
-use self::window::{id_hash, post_weight, Contribution, Resolution, WindowMetrics};
+use self::window::{id_hash, post_key, post_weight, Contribution, Resolution, WindowMetrics};
 use super::store_writer::{Apply, StoreWriter};
 use super::supervisor::{LifeGuard, Slot};
-use crate::bus::{aggregate_durable, pipeline_consumer, Bus, BusError, Delivery};
+use crate::bus::{
+    aggregate_durable, merge, pipeline_consumer, shard_of, Bus, BusError, Delivery, Subject,
+};
 use crate::config::{AggregationConfig, BusConfig};
 use crate::domain::{EnrichedPost, EntityKind};
 use crate::store::{Store, WindowBatch, WindowDelta};
@@ -68,6 +75,8 @@ pub struct AggregatorDeps {
     pub cfg: AggregationConfig,
     /// Consumer settings.
     pub bus_cfg: BusConfig,
+    /// The shards this process aggregates.
+    pub shards: Vec<u16>,
 }
 
 /// Flushes every open window and replies once they are committed (shutdown).
@@ -148,12 +157,22 @@ struct Item {
     contribution: Contribution,
 }
 
-fn read_item(kind: EntityKind, payload: &[u8]) -> Result<Option<Item>, serde_json::Error> {
+/// Reads the entities of `kind` that the copy on `subject` is for.
+fn read_item(
+    kind: EntityKind,
+    shards: u16,
+    subject: Subject,
+    payload: &[u8],
+) -> Result<Option<Item>, serde_json::Error> {
+    let shard = match subject {
+        Subject::EnrichedPosts { shard, .. } => shard,
+        Subject::RawPosts => return Ok(None),
+    };
     let e: EnrichedPost = serde_json::from_slice(payload)?;
     let entities: Vec<String> = e
         .entities
         .into_iter()
-        .filter(|r| r.kind == kind)
+        .filter(|r| r.kind == kind && shard_of(r, shards) == shard)
         .map(|r| r.id)
         .collect();
     if entities.is_empty() {
@@ -161,7 +180,7 @@ fn read_item(kind: EntityKind, payload: &[u8]) -> Result<Option<Item>, serde_jso
     }
     Ok(Some(Item {
         ts_ms: e.post.created_at.timestamp_millis(),
-        post: id_hash(&e.post.id),
+        post: post_key(&e.post.id, shard),
         contribution: Contribution {
             author_hash: id_hash(&e.post.author.id),
             engagement: e.post.engagement.total(),
@@ -182,10 +201,14 @@ async fn run(
     deps: AggregatorDeps,
     mut drain_rx: mpsc::UnboundedReceiver<(Drain, oneshot::Sender<()>)>,
 ) -> Result<(), AggregatorError> {
-    let durable = aggregate_durable(kind);
-    let spec =
-        pipeline_consumer(&deps.bus_cfg, &durable).ok_or(BusError::UnknownConsumer(durable))?;
-    let mut consumer = deps.bus.consumer(spec).await?;
+    let mut consumers = Vec::with_capacity(deps.shards.len());
+    for &shard in &deps.shards {
+        let durable = aggregate_durable(kind, shard);
+        let spec =
+            pipeline_consumer(&deps.bus_cfg, &durable).ok_or(BusError::UnknownConsumer(durable))?;
+        consumers.push(deps.bus.consumer(spec).await?);
+    }
+    let mut consumer = merge::merge(consumers, deps.cfg.batch_size);
     let lateness = i64::try_from(deps.cfg.allowed_lateness_ms).unwrap_or(i64::MAX / 4);
     let stored_wm = deps.store.watermark(kind)?;
     let start_wm = stored_wm.unwrap_or(i64::MIN / 2).max(now_ms() - lateness);
@@ -213,7 +236,7 @@ async fn run(
         let fetched = batch.len();
         let mut late: Vec<(Item, Delivery)> = Vec::new();
         for d in batch {
-            let item = match read_item(kind, &d.payload) {
+            let item = match read_item(kind, deps.bus_cfg.shards, d.subject, &d.payload) {
                 Ok(Some(item)) => item,
                 Ok(None) => {
                     d.ack().await?;

@@ -172,6 +172,13 @@ pub fn id_hash(id: &str) -> u64 {
     xxh3_64(id.as_bytes())
 }
 
+/// The de-duplication key of a post's copy for `shard`: the copies of one
+/// post for different shards count different entities and must not be
+/// taken for duplicates of each other. Shard 0 gives [`id_hash`].
+pub fn post_key(id: &str, shard: u16) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), u64::from(shard))
+}
+
 /// The weight of one post in `sentiment_index`: engagement- and
 /// author-weighted, `(1 + ln(1 + engagement)) · (1 + ln(1 + followers) / 10)`.
 /// A post with no engagement from an author with no followers weighs 1; a

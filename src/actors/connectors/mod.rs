@@ -6,7 +6,7 @@
 pub mod replay;
 pub mod synthetic;
 
-use crate::bus::{Bus, BusError, Subject};
+use crate::bus::{Bus, BusError, Outgoing, Subject};
 use crate::domain::Post;
 use bytes::Bytes;
 
@@ -16,16 +16,15 @@ pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 /// Publishes posts on the raw subject (ids as message ids), pipelined where
 /// the bus can; returns how many were duplicates of recent ids.
 pub async fn publish_posts(bus: &dyn Bus, posts: &[Post]) -> Result<usize, BusError> {
-    let messages: Vec<(String, Bytes)> = posts
+    let messages: Vec<Outgoing> = posts
         .iter()
-        .map(|p| {
-            (
-                p.id.clone(),
-                Bytes::from(serde_json::to_vec(p).unwrap_or_default()),
-            )
+        .map(|p| Outgoing {
+            subject: Subject::RawPosts,
+            id: p.id.clone(),
+            payload: Bytes::from(serde_json::to_vec(p).unwrap_or_default()),
         })
         .collect();
-    let acks = bus.publish_batch(Subject::RawPosts, &messages).await?;
+    let acks = bus.publish_batch(&messages).await?;
     let duplicates = acks.iter().filter(|a| a.duplicate).count();
     crate::telemetry::metrics::BUS_DUPLICATES.add(duplicates as u64);
     Ok(duplicates)
