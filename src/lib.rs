@@ -9,6 +9,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod archive;
 pub mod bus;
 pub mod cli;
 pub mod config;
