@@ -10,12 +10,15 @@
 //!    (with the in-process bus, after taking what is left on the enriched
 //!    stream; over JetStream what was not fetched stays there for the next
 //!    process);
-//! 4. stop the actors, close the bus and sync the store.
+//! 4. with the in-process bus, wait until the archiver has acknowledged
+//!    every enriched post;
+//! 5. stop the actors, close the bus and sync the store.
 //!
 //! The next start continues from what is on disk: totals, series and each
 //! kind's watermark, so a post seen before the restart is not counted again.
 
 use crate::actors::aggregator::{Aggregator, AggregatorDeps, Drain};
+use crate::actors::archiver::{self, Archiver, ArchiverDeps};
 use crate::actors::classifier::{self, ClassifierDeps, ClassifierWorker};
 use crate::actors::connectors::replay::Replay;
 use crate::actors::connectors::synthetic::Synthetic;
@@ -25,6 +28,7 @@ use crate::actors::store_writer::{self, StoreWriter};
 use crate::actors::supervisor::{
     AddChild, ChildContext, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
 };
+use crate::archive::PostArchive;
 use crate::bus::jetstream::JetStreamBus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::Bus;
@@ -79,12 +83,17 @@ pub async fn run(
     bus.ensure_consumers(&crate::bus::pipeline_consumers(&config.bus))
         .await
         .context("creating the pipeline's consumers")?;
-    let store: Option<Arc<dyn Store>> = if config.runs(Role::Aggregate) {
+    let (store, archive): (Option<Arc<dyn Store>>, Option<Arc<PostArchive>>) = if config
+        .runs(Role::Aggregate)
+    {
         let embedded = EmbeddedStore::open(&config.store)
             .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
-        Some(Arc::new(embedded))
+        let dir = config.store.data_dir.join("archive");
+        let archive = PostArchive::open(&dir)
+            .with_context(|| format!("opening the post archive in {}", dir.display()))?;
+        (Some(Arc::new(embedded)), Some(Arc::new(archive)))
     } else {
-        None
+        (None, None)
     };
     let cache = HotCache::new(config.store.cache_entries);
     let supervisor = Supervisor::new(config.supervisor.clone()).start();
@@ -94,7 +103,7 @@ pub async fn run(
     let hub_slot: Slot<Hub> = Slot::default();
     let mut aggregators: Vec<Slot<Aggregator>> = Vec::new();
     let mut retention = None;
-    if let Some(store) = &store {
+    if let (Some(store), Some(archive)) = (&store, &archive) {
         start_sinks(
             &supervisor,
             &config,
@@ -105,7 +114,12 @@ pub async fn run(
             &mut aggregators,
         )
         .await;
-        retention = Some(spawn_retention(store.clone()));
+        start_archiver(&supervisor, &config, &bus, archive).await;
+        retention = Some(spawn_retention(
+            store.clone(),
+            archive.clone(),
+            config.store.retention_posts_days,
+        ));
     }
     if config.runs(Role::Classify) {
         start_classifiers(&supervisor, &config, &bus).await;
@@ -120,6 +134,7 @@ pub async fn run(
             config.clone(),
             bus.clone(),
             store.clone(),
+            archive.clone(),
             cache,
             hub_slot,
             supervisor.clone(),
@@ -169,7 +184,18 @@ pub async fn run(
             tracing::error!(error = %e, "an aggregator could not drain");
         }
     }
-    // 4. Everything else.
+    // 4. Archiver.
+    if in_process {
+        wait_until(|| async {
+            bus.consumer_stats()
+                .await
+                .iter()
+                .filter(|c| c.durable.starts_with("archive-"))
+                .all(|c| c.pending == 0 && c.ack_pending == 0)
+        })
+        .await;
+    }
+    // 5. Everything else.
     if let Some(r) = retention {
         r.abort();
     }
@@ -363,17 +389,64 @@ async fn start_connectors(
     }
 }
 
-fn spawn_retention(store: Arc<dyn Store>) -> actix_rt::task::JoinHandle<()> {
+/// The archiver, reading the primaries of the shards this process owns.
+async fn start_archiver(
+    supervisor: &Addr<Supervisor>,
+    config: &Arc<Config>,
+    bus: &Arc<dyn Bus>,
+    archive: &Arc<PostArchive>,
+) {
+    let deps = ArchiverDeps {
+        bus: bus.clone(),
+        archive: archive.clone(),
+        bus_cfg: config.bus.clone(),
+        shards: config.owned_shards(),
+    };
+    add(
+        supervisor,
+        "archiver",
+        "archive",
+        RestartPolicy::Permanent,
+        move |c| {
+            let deps = deps.clone();
+            Archiver::start_in_arbiter(&c.arbiter, move |ctx| {
+                ctx.set_mailbox_capacity(archiver::MAILBOX);
+                Archiver::new(deps, c.guard)
+            });
+            Ok(())
+        },
+    )
+    .await;
+}
+
+/// Every [`RETENTION_EVERY`], drops expired store partitions and archived
+/// posts older than `posts_days`.
+fn spawn_retention(
+    store: Arc<dyn Store>,
+    archive: Arc<PostArchive>,
+    posts_days: u64,
+) -> actix_rt::task::JoinHandle<()> {
+    let keep_ms = i64::try_from(posts_days)
+        .unwrap_or(i64::MAX / 86_400_000)
+        .saturating_mul(86_400_000);
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_EVERY);
         loop {
             tick.tick().await;
-            let store = store.clone();
+            let (store, archive) = (store.clone(), archive.clone());
             let now = chrono::Utc::now().timestamp_millis();
-            match tokio::task::spawn_blocking(move || store.expire(now)).await {
+            let expired = tokio::task::spawn_blocking(move || {
+                store.expire(now)?;
+                let posts = archive
+                    .expire(now.saturating_sub(keep_ms))
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                crate::telemetry::metrics::ARCHIVE_EXPIRED.add(posts);
+                Ok::<_, anyhow::Error>(())
+            });
+            match expired.await {
                 Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
                 Err(e) => tracing::error!(error = %e, "retention task failed"),
-                Ok(Ok(_)) => {}
+                Ok(Ok(())) => {}
             }
         }
     })

@@ -258,6 +258,9 @@ pub struct StoreConfig {
     pub retention_1m_days: u64,
     /// How long 1-hour windows are kept, in days.
     pub retention_1h_days: u64,
+    /// How long archived posts (recent posts, top posts, authors, search)
+    /// are kept, in days.
+    pub retention_posts_days: u64,
     /// Entries in the hot-metrics cache (moka).
     pub cache_entries: u64,
     /// Block cache of the embedded engine, in MiB.
@@ -272,6 +275,7 @@ impl Default for StoreConfig {
             retention_1s_hours: 6,
             retention_1m_days: 7,
             retention_1h_days: 400,
+            retention_posts_days: 7,
             cache_entries: 100_000,
             block_cache_mib: 64,
         }
@@ -645,8 +649,9 @@ impl Config {
         if self.store.retention_1s_hours == 0
             || self.store.retention_1m_days == 0
             || self.store.retention_1h_days == 0
+            || self.store.retention_posts_days == 0
         {
-            return bad("retention must be at least 1 for every resolution");
+            return bad("retention must be at least 1 for every resolution and for posts");
         }
         Ok(())
     }

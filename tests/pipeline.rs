@@ -574,6 +574,152 @@ async fn over_jetstream_two_classify_processes_share_the_work_and_survive_a_kill
     main.stop();
 }
 
+#[actix_rt::test]
+async fn posts_are_archived_paged_ranked_and_searchable_and_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..300).map(|i| post(i, now)).collect();
+    let e = expected(&posts);
+    let sol: Vec<&Value> = posts
+        .iter()
+        .filter(|p| p["text"].as_str().expect("text").contains("$SOL"))
+        .collect();
+    let s = Starling::start(dir.path(), &[]);
+    let (status, _) = ingest_json(&s, &posts).await;
+    assert_eq!(status, 202);
+    settle(&s, e.volume).await;
+
+    // Every $SOL post once, newest first, across cursor pages.
+    let page_through = |s: &Starling| {
+        let base = s.url("/api/entities/project/SOL/posts?limit=7");
+        async move {
+            let mut seen = Vec::new();
+            let mut url = base.clone();
+            loop {
+                let mut r = client().get(&url).send().await.expect("GET");
+                assert_eq!(r.status().as_u16(), 200);
+                let page: Value = r.json().limit(16 << 20).await.expect("json");
+                for p in page["posts"].as_array().expect("posts") {
+                    seen.push((
+                        p["post"]["created_at"].as_str().expect("time").to_string(),
+                        p["post"]["id"].as_str().expect("id").to_string(),
+                    ));
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => url = format!("{base}&cursor={}", urlencode(c)),
+                    None => return seen,
+                }
+            }
+        }
+    };
+    let check_pages = |seen: &Vec<(String, String)>| {
+        let ids: std::collections::HashSet<&String> = seen.iter().map(|(_, id)| id).collect();
+        assert_eq!(ids.len(), sol.len(), "each $SOL post once");
+        assert_eq!(seen.len(), sol.len());
+        let times: Vec<chrono::DateTime<chrono::Utc>> = seen
+            .iter()
+            .map(|(t, _)| t.parse().expect("rfc3339"))
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    };
+    check_pages(&page_through(&s).await);
+
+    // Top posts by engagement.
+    let top = get(&s, "/api/entities/project/SOL/posts/top?limit=5").await;
+    let engagement: Vec<u64> = top["posts"]
+        .as_array()
+        .expect("posts")
+        .iter()
+        .map(|p| {
+            let en = &p["post"]["engagement"];
+            en["likes"].as_u64().unwrap_or(0)
+                + en["reposts"].as_u64().unwrap_or(0)
+                + en["replies"].as_u64().unwrap_or(0)
+        })
+        .collect();
+    let mut best: Vec<u64> = sol
+        .iter()
+        .map(|p| {
+            let en = &p["engagement"];
+            en["likes"].as_u64().unwrap_or(0)
+                + en["reposts"].as_u64().unwrap_or(0)
+                + en["replies"].as_u64().unwrap_or(0)
+        })
+        .collect();
+    best.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(engagement, best[..5].to_vec());
+
+    // Contributing authors: exact per-author counts.
+    let authors = get(&s, "/api/entities/project/SOL/authors?limit=1000").await;
+    let mut want: HashMap<String, u64> = HashMap::new();
+    for p in &sol {
+        *want
+            .entry(p["author"]["id"].as_str().expect("author").to_string())
+            .or_default() += 1;
+    }
+    let got: HashMap<String, u64> = authors["authors"]
+        .as_array()
+        .expect("authors")
+        .iter()
+        .map(|a| {
+            (
+                a["author_id"].as_str().expect("id").to_string(),
+                a["posts"].as_u64().expect("posts"),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(authors["total_authors"], want.len() as u64);
+
+    // Full-text search with filters.
+    let refund = posts
+        .iter()
+        .filter(|p| p["text"].as_str().expect("text").contains("refund"))
+        .count() as u64;
+    let found = get(&s, "/api/search?q=refund&limit=100").await;
+    assert_eq!(found["total"], refund, "{found}");
+    let on_reddit = posts
+        .iter()
+        .filter(|p| {
+            p["text"].as_str().expect("text").contains("refund") && p["platform"] == "reddit"
+        })
+        .count() as u64;
+    let found = get(
+        &s,
+        "/api/search?q=refund&platform=reddit&entity=project:ETH&limit=100",
+    )
+    .await;
+    assert_eq!(found["total"], on_reddit, "{found}");
+    for (path, code) in [
+        ("/api/search?q=%28unclosed", "invalid_search"),
+        ("/api/search?q=refund&sentiment=angry", "invalid_sentiment"),
+        ("/api/search?q=refund&entity=SOL", "invalid_entity"),
+        (
+            "/api/entities/project/SOL/posts?cursor=garbage",
+            "invalid_cursor",
+        ),
+        ("/api/entities/project/SOL/posts?limit=0", "invalid_limit"),
+        (
+            "/api/entities/project/SOL/posts?period=1h&from=0",
+            "invalid_range",
+        ),
+    ] {
+        let mut r = client().get(s.url(path)).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), 400, "{path}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
+
+    // The archive survives a kill -9, and re-sent posts are not duplicated.
+    s.kill_9();
+    let s = Starling::start(dir.path(), &[]);
+    let (status, _) = ingest_json(&s, &posts).await;
+    assert_eq!(status, 202);
+    settle(&s, e.volume).await;
+    check_pages(&page_through(&s).await);
+    s.stop();
+}
+
 /// Per-entity volumes of a kind in one process (all time).
 async fn volumes(s: &Starling, kind: &str) -> HashMap<String, u64> {
     let list = get(s, &format!("/api/entities/{kind}?period=all&limit=1000")).await;

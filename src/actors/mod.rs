@@ -1,6 +1,7 @@
 //! The pipeline's stages, each a supervised actix actor.
 
 pub mod aggregator;
+pub mod archiver;
 pub mod classifier;
 pub mod connectors;
 pub mod hub;

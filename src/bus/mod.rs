@@ -157,6 +157,8 @@ pub enum Filter {
     Shard(u16),
     /// The primary copy of every enriched post.
     Primary,
+    /// The primary copies on one shard (the posts whose lowest shard it is).
+    Primaries(u16),
 }
 
 impl Filter {
@@ -166,6 +168,9 @@ impl Filter {
             (Filter::All, _) => true,
             (Filter::Shard(s), Subject::EnrichedPosts { shard, .. }) => s == shard,
             (Filter::Primary, Subject::EnrichedPosts { primary, .. }) => primary,
+            (Filter::Primaries(s), Subject::EnrichedPosts { shard, primary }) => {
+                primary && s == shard
+            }
             _ => false,
         }
     }
@@ -176,6 +181,7 @@ impl Filter {
             Filter::All => stream.subjects().to_string(),
             Filter::Shard(s) => format!("{ENRICHED_PREFIX}.{s}.*"),
             Filter::Primary => format!("{ENRICHED_PREFIX}.*.p"),
+            Filter::Primaries(s) => format!("{ENRICHED_PREFIX}.{s}.p"),
         }
     }
 }
@@ -234,7 +240,8 @@ pub struct ConsumerSpec {
 
 /// The durable consumers of the pipeline, with their settings: the classifier
 /// pool's on the raw stream; on the enriched stream the live feed's (primary
-/// copies) and one per windowed entity kind and shard. Every process creates
+/// copies), the post archive's per shard (that shard's primaries) and one per
+/// windowed entity kind and shard. Every process creates
 /// them all before anything is published, so that no message is published
 /// before the consumers that must see it exist, whichever process owns them.
 pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
@@ -254,6 +261,13 @@ pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
             LIVE_FEED_DURABLE.to_string(),
         ),
     ];
+    for shard in 0..cfg.shards.max(1) {
+        specs.push(spec(
+            StreamName::Enriched,
+            Filter::Primaries(shard),
+            archive_durable(shard),
+        ));
+    }
     for kind in crate::domain::EntityKind::windowed() {
         for shard in 0..cfg.shards.max(1) {
             specs.push(spec(
@@ -271,6 +285,11 @@ pub const LIVE_FEED_DURABLE: &str = "live-feed";
 
 /// Durable consumer shared by the classifier pool.
 pub const CLASSIFY_DURABLE: &str = "classify";
+
+/// Durable consumer of the post archive for one shard.
+pub fn archive_durable(shard: u16) -> String {
+    format!("archive-{shard}")
+}
 
 /// Durable consumer of a kind's aggregator for one shard.
 pub fn aggregate_durable(kind: crate::domain::EntityKind, shard: u16) -> String {

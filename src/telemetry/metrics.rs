@@ -66,6 +66,8 @@ counters! {
     AGG_DUPLICATES = "starling_aggregate_duplicates_total", "Post deliveries skipped because the post was already counted for that entity kind.";
     AGG_LATE = "starling_aggregate_late_total", "Post-to-entity-kind contributions that arrived after their window closed and were merged into the store.";
     AGG_FLUSHES = "starling_aggregate_flushes_total", "Window batches committed to the store.";
+    ARCHIVED = "starling_archived_total", "Posts written to the post archive (search, recent and top posts).";
+    ARCHIVE_EXPIRED = "starling_archive_expired_total", "Archived posts deleted by retention.";
     STORE_WRITE_ERRORS = "starling_store_write_errors_total", "Store batches that failed to commit (retried).";
     STORE_EXPIRED_PARTITIONS = "starling_store_expired_partitions_total", "Store partitions dropped by retention.";
     WS_FRAMES_SENT = "starling_ws_frames_sent_total", "WebSocket frames sent to clients.";

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod posts;
 pub mod queries;
 pub mod routes;
 pub mod subscriptions;
@@ -10,6 +11,7 @@ pub mod ws;
 
 use crate::actors::hub::Hub;
 use crate::actors::supervisor::{Slot, Supervisor};
+use crate::archive::PostArchive;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::store::cache::HotCache;
@@ -27,6 +29,8 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// The store (lookups), in a process that runs the web role.
     store: Option<Arc<dyn Store>>,
+    /// The post archive (posts, search), alongside the store.
+    archive: Option<Arc<PostArchive>>,
     /// Hot metrics.
     pub cache: HotCache,
     /// The live hub.
@@ -44,6 +48,7 @@ impl AppState {
         config: Arc<Config>,
         bus: Arc<dyn Bus>,
         store: Option<Arc<dyn Store>>,
+        archive: Option<Arc<PostArchive>>,
         cache: HotCache,
         hub: Slot<Hub>,
         supervisor: Addr<Supervisor>,
@@ -54,6 +59,7 @@ impl AppState {
             config,
             bus,
             store,
+            archive,
             cache,
             hub,
             supervisor,
@@ -65,6 +71,13 @@ impl AppState {
     pub fn store(&self) -> Result<Arc<dyn Store>, error::ApiError> {
         self.store.clone().ok_or_else(|| {
             error::ApiError::Unavailable("this process does not serve lookups (no web role)".into())
+        })
+    }
+
+    /// The post archive, or a 503 in a process that does not own it.
+    pub fn archive(&self) -> Result<Arc<PostArchive>, error::ApiError> {
+        self.archive.clone().ok_or_else(|| {
+            error::ApiError::Unavailable("this process does not serve posts (no web role)".into())
         })
     }
 

@@ -41,6 +41,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, mounted: &Mounted) {
             "/api/entities/{kind}/{id}/series",
             web::get().to(get_series),
         )
+        .route(
+            "/api/entities/{kind}/{id}/posts",
+            web::get().to(super::posts::recent),
+        )
+        .route(
+            "/api/entities/{kind}/{id}/posts/top",
+            web::get().to(super::posts::top),
+        )
+        .route(
+            "/api/entities/{kind}/{id}/authors",
+            web::get().to(super::posts::authors),
+        )
+        .route("/api/search", web::get().to(super::posts::search))
         .route("/api/admin/actors", web::get().to(admin_actors))
         .route("/api/admin/dlq", web::get().to(admin_dlq))
         .route("/api/admin/dlq/replay", web::post().to(admin_dlq_replay))
@@ -93,7 +106,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-fn parse_kind(s: &str) -> Result<EntityKind, ApiError> {
+/// The entity kind named in a path, or a 404 listing the kinds.
+pub(super) fn parse_kind(s: &str) -> Result<EntityKind, ApiError> {
     EntityKind::parse(s).ok_or_else(|| {
         ApiError::NotFound(format!(
             "unknown entity kind `{s}` (kinds: {})",

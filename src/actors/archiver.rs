@@ -1,0 +1,133 @@
+//! The archiver: writes every enriched post into the post archive
+//! ([`crate::archive::PostArchive`]), which serves recent posts, top posts,
+//! contributing authors and full-text search.
+//!
+//! It reads the primary copy of each post from the shards this process owns
+//! (durables `archive-<shard>`, merged), so every post is archived once, by
+//! the process that owns its lowest shard. A batch is committed to the index
+//! before its messages are acknowledged; a redelivered post replaces its
+//! archived copy (the post id is the key), so a crash neither loses nor
+//! duplicates a post. A payload that is not an enriched post is
+//! dead-lettered with the reason.
+//!
+//! Owns: its consumers. Mailbox: none used ([`MAILBOX`]); the data path is
+//! the bus. Restart policy: permanent; a failed commit stops the actor and
+//! its unacknowledged messages come again.
+
+use super::supervisor::LifeGuard;
+use crate::archive::{ArchiveError, PostArchive};
+use crate::bus::{archive_durable, merge, pipeline_consumer, Bus, BusError};
+use crate::config::BusConfig;
+use crate::domain::EnrichedPost;
+use crate::telemetry::metrics;
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Control mailbox capacity.
+pub const MAILBOX: usize = 4;
+/// Most posts committed to the index at once.
+const BATCH: usize = 2_048;
+/// Longest wait for a batch to fill (an index commit per batch).
+const BATCH_WAIT: Duration = Duration::from_millis(500);
+
+/// Errors that stop the archiver (the supervisor restarts it).
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiverError {
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    /// The index failed.
+    #[error("archive: {0}")]
+    Archive(#[from] ArchiveError),
+    /// The blocking task running the commit died.
+    #[error("archive task: {0}")]
+    Task(String),
+}
+
+/// What the archiver needs.
+#[derive(Clone)]
+pub struct ArchiverDeps {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// The archive.
+    pub archive: Arc<PostArchive>,
+    /// Consumer settings.
+    pub bus_cfg: BusConfig,
+    /// The shards this process owns.
+    pub shards: Vec<u16>,
+}
+
+/// The archiver actor.
+pub struct Archiver {
+    deps: Option<ArchiverDeps>,
+    guard: LifeGuard,
+}
+
+impl Archiver {
+    /// An archiver.
+    pub fn new(deps: ArchiverDeps, guard: LifeGuard) -> Self {
+        Archiver {
+            deps: Some(deps),
+            guard,
+        }
+    }
+}
+
+impl Actor for Archiver {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let Some(deps) = self.deps.take() else {
+            return;
+        };
+        ctx.spawn(
+            async move { run(deps).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    match res {
+                        Err(ArchiverError::Bus(BusError::Closed)) | Ok(()) => {}
+                        Err(e) => act.guard.fail(e.to_string()),
+                    }
+                    ctx.stop();
+                }),
+        );
+    }
+}
+
+async fn run(deps: ArchiverDeps) -> Result<(), ArchiverError> {
+    let mut consumers = Vec::with_capacity(deps.shards.len());
+    for &shard in &deps.shards {
+        let durable = archive_durable(shard);
+        let spec =
+            pipeline_consumer(&deps.bus_cfg, &durable).ok_or(BusError::UnknownConsumer(durable))?;
+        consumers.push(deps.bus.consumer(spec).await?);
+    }
+    let mut consumer = merge::merge(consumers, BATCH);
+    loop {
+        let batch = consumer.fetch(BATCH, BATCH_WAIT).await?;
+        if batch.is_empty() {
+            continue;
+        }
+        let mut posts = Vec::with_capacity(batch.len());
+        let mut done = Vec::with_capacity(batch.len());
+        for d in batch {
+            match serde_json::from_slice::<EnrichedPost>(&d.payload) {
+                Ok(p) => {
+                    posts.push(p);
+                    done.push(d);
+                }
+                Err(e) => d.term(&format!("not an enriched post: {e}")).await?,
+            }
+        }
+        let archive = deps.archive.clone();
+        let n = posts.len() as u64;
+        tokio::task::spawn_blocking(move || archive.add(&posts))
+            .await
+            .map_err(|e| ArchiverError::Task(e.to_string()))??;
+        metrics::ARCHIVED.add(n);
+        for d in done {
+            d.ack().await?;
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Post lookups served from the post archive: an entity's recent posts
+//! (cursor paging), its top posts and contributing authors, and full-text
+//! search over every archived post.
+
+use super::error::ApiError;
+use super::queries;
+use super::routes::parse_kind;
+use super::AppState;
+use crate::archive::{ArchiveError, SearchQuery, TimeRange};
+use crate::domain::{EntityRef, SentimentLabel};
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+/// Largest page of posts.
+pub const MAX_POSTS: usize = 100;
+/// Largest page of authors.
+pub const MAX_AUTHORS: usize = 1_000;
+
+impl From<ArchiveError> for ApiError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::BadQuery(m) => ApiError::BadRequest("invalid_search", m),
+            ArchiveError::BadCursor(m) => ApiError::BadRequest("invalid_cursor", m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Query of the post listings: a time range and a page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostsQuery {
+    /// Page size (default 20; at most 100 posts or 1000 authors).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page (recent posts only).
+    cursor: Option<String>,
+    /// Start, RFC 3339 or unix ms (inclusive).
+    from: Option<String>,
+    /// End, RFC 3339 or unix ms (inclusive; default now).
+    to: Option<String>,
+    /// Instead of `from`: the last `15m`, `1h`, `24h`, `7d`, … before `to`.
+    period: Option<String>,
+}
+
+impl PostsQuery {
+    fn range(&self) -> Result<TimeRange, ApiError> {
+        let to = self.to.as_deref().map(queries::parse_time).transpose()?;
+        let from = match (&self.from, &self.period) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "invalid_range",
+                    "give `from` or `period`, not both".into(),
+                ))
+            }
+            (Some(f), None) => Some(queries::parse_time(f)?),
+            (None, Some(p)) => queries::parse_period(p)?
+                .map(|ms| to.unwrap_or_else(|| chrono::Utc::now().timestamp_millis()) - ms),
+            (None, None) => None,
+        };
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(ApiError::BadRequest(
+                    "invalid_range",
+                    "`from` is after `to`".into(),
+                ));
+            }
+        }
+        Ok(TimeRange {
+            from_ms: from,
+            to_ms: to,
+        })
+    }
+
+    fn limit(&self, max: usize) -> Result<usize, ApiError> {
+        let limit = self.limit.unwrap_or(20);
+        if limit == 0 || limit > max {
+            return Err(ApiError::BadRequest(
+                "invalid_limit",
+                format!("limit must be 1..={max}"),
+            ));
+        }
+        Ok(limit)
+    }
+}
+
+fn entity_of(path: (String, String)) -> Result<EntityRef, ApiError> {
+    let (kind, id) = path;
+    Ok(EntityRef::new(parse_kind(&kind)?, id))
+}
+
+/// `GET /api/entities/{kind}/{id}/posts`: newest first, `next_cursor` pages on.
+pub async fn recent(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<PostsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let entity = entity_of(path.into_inner())?;
+    let (range, limit) = (q.range()?, q.limit(MAX_POSTS)?);
+    let archive = state.archive()?;
+    let cursor = q.into_inner().cursor;
+    let page =
+        web::block(move || archive.recent(&entity, range, cursor.as_deref(), limit)).await??;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// `GET /api/entities/{kind}/{id}/posts/top`: most engagement first.
+pub async fn top(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<PostsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let entity = entity_of(path.into_inner())?;
+    let (range, limit) = (q.range()?, q.limit(MAX_POSTS)?);
+    no_cursor(&q)?;
+    let archive = state.archive()?;
+    let posts = web::block(move || archive.top(&entity, range, limit)).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "posts": posts })))
+}
+
+/// `GET /api/entities/{kind}/{id}/authors`: who posts about it, most posts first.
+pub async fn authors(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: web::Query<PostsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let entity = entity_of(path.into_inner())?;
+    let (range, limit) = (q.range()?, q.limit(MAX_AUTHORS)?);
+    no_cursor(&q)?;
+    let archive = state.archive()?;
+    let page = web::block(move || archive.authors(&entity, range, limit)).await??;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+fn no_cursor(q: &PostsQuery) -> Result<(), ApiError> {
+    match q.cursor {
+        Some(_) => Err(ApiError::BadRequest(
+            "invalid_cursor",
+            "this listing is not paged; use limit".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Query of `GET /api/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Words to find (tantivy syntax: `"exact phrase"`, `OR`, `-excluded`); every word is required by default.
+    q: String,
+    /// Only posts attributed to this entity, `kind:id` (e.g. `project:SOL`).
+    entity: Option<String>,
+    /// Only posts with this sentiment label: `positive`, `neutral`, `negative`.
+    sentiment: Option<String>,
+    /// Only posts from this platform.
+    platform: Option<String>,
+    /// Only posts in this language (ISO 639-1).
+    lang: Option<String>,
+    /// Page size (default 20, at most 100).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Start, RFC 3339 or unix ms.
+    from: Option<String>,
+    /// End, RFC 3339 or unix ms.
+    to: Option<String>,
+    /// Instead of `from`: the last `15m`, `1h`, `24h`, … before `to`.
+    period: Option<String>,
+}
+
+/// `GET /api/search`: best matches first, with the total matched.
+pub async fn search(
+    state: web::Data<AppState>,
+    q: web::Query<SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    let p = q.into_inner();
+    let window = PostsQuery {
+        limit: p.limit,
+        cursor: None,
+        from: p.from,
+        to: p.to,
+        period: p.period,
+    };
+    let (range, limit) = (window.range()?, window.limit(MAX_POSTS)?);
+    let entity = match p.entity.as_deref() {
+        None => None,
+        Some(e) => {
+            let (kind, id) = e.split_once(':').ok_or_else(|| {
+                ApiError::BadRequest(
+                    "invalid_entity",
+                    format!("entity `{e}` must be kind:id, e.g. project:SOL"),
+                )
+            })?;
+            Some(EntityRef::new(parse_kind(kind)?, id))
+        }
+    };
+    let sentiment = match p.sentiment.as_deref() {
+        None => None,
+        Some("positive") => Some(SentimentLabel::Positive),
+        Some("neutral") => Some(SentimentLabel::Neutral),
+        Some("negative") => Some(SentimentLabel::Negative),
+        Some(other) => {
+            return Err(ApiError::BadRequest(
+                "invalid_sentiment",
+                format!("sentiment `{other}` must be positive, neutral or negative"),
+            ))
+        }
+    };
+    let query = SearchQuery {
+        text: p.q,
+        entity,
+        sentiment,
+        platform: p.platform,
+        lang: p.lang,
+        range,
+    };
+    let archive = state.archive()?;
+    let cursor = p.cursor;
+    let page = web::block(move || archive.search(&query, cursor.as_deref(), limit)).await??;
+    Ok(HttpResponse::Ok().json(page))
+}
