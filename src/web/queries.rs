@@ -185,21 +185,56 @@ pub enum SortBy {
     Popularity,
     /// Largest share of voice first (same order as volume).
     ShareOfVoice,
+    /// Largest relative volume change against the previous period first.
+    Change,
+    /// Largest rise of sentiment_index against the previous period first.
+    SentimentChange,
 }
 
 impl SortBy {
-    /// Parses `volume`, `sentiment`/`sentiment_index`, `popularity`, `share_of_voice`.
+    /// Parses `volume`, `sentiment`/`sentiment_index`, `popularity`,
+    /// `share_of_voice`, `change`, `sentiment_change`.
     pub fn parse(s: &str) -> Result<SortBy, ApiError> {
         match s {
             "volume" => Ok(SortBy::Volume),
             "sentiment" | "sentiment_index" => Ok(SortBy::Sentiment),
             "popularity" => Ok(SortBy::Popularity),
             "share_of_voice" => Ok(SortBy::ShareOfVoice),
+            "change" => Ok(SortBy::Change),
+            "sentiment_change" => Ok(SortBy::SentimentChange),
             _ => Err(ApiError::BadRequest(
                 "invalid_sort",
-                format!("sort `{s}` must be volume, sentiment, popularity or share_of_voice"),
+                format!("sort `{s}` must be volume, sentiment, popularity, share_of_voice, change or sentiment_change"),
             )),
         }
+    }
+
+    /// Whether this order needs a period (it compares with the one before).
+    pub fn needs_period(self) -> bool {
+        matches!(self, SortBy::Change | SortBy::SentimentChange)
+    }
+}
+
+/// Which entities a listing keeps, and which page it returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    /// Only entities with at least this volume over the period.
+    pub min_volume: u64,
+    /// Only entities whose id contains this text (case-insensitive).
+    pub id_contains: Option<String>,
+    /// Rows to skip (paging).
+    pub offset: usize,
+    /// Page size.
+    pub limit: usize,
+}
+
+impl ListFilter {
+    fn keeps(&self, id: &str, volume: u64) -> bool {
+        volume >= self.min_volume
+            && self
+                .id_contains
+                .as_ref()
+                .is_none_or(|q| id.to_lowercase().contains(&q.to_lowercase()))
     }
 }
 
@@ -218,6 +253,25 @@ pub struct RankedEntity {
     /// busier. Absent without a baseline (a new entity, or `period=all`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub popularity: Option<f64>,
+    /// Volume in the period of the same length just before this one
+    /// (absent for `period=all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_volume: Option<u64>,
+    /// Relative volume change against the previous period
+    /// (`(volume − previous) / previous`; absent when the previous is 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<f64>,
+    /// sentiment_index minus the previous period's (absent when either is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment_change: Option<f64>,
+}
+
+/// One entity's metrics over a period and the comparisons with its past.
+struct Row {
+    id: String,
+    metrics: WindowMetrics,
+    popularity: Option<f64>,
+    previous: Option<WindowMetrics>,
 }
 
 /// An entity listing.
@@ -232,8 +286,13 @@ pub struct Ranking {
     pub from: Option<String>,
     /// Period end.
     pub to: String,
-    /// Entities active in the period.
+    /// Entities active in the period that pass the filters.
     pub total: usize,
+    /// Offset of this page.
+    pub offset: usize,
+    /// Offset of the next page (absent on the last).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
     /// The page.
     pub entities: Vec<RankedEntity>,
 }
@@ -248,27 +307,43 @@ pub fn rank(
     period_ms: Option<i64>,
     period_label: &str,
     sort: SortBy,
-    limit: usize,
+    filter: &ListFilter,
     now_ms: i64,
 ) -> Result<Ranking, ApiError> {
     let since = period_ms.map_or(i64::MIN, |p| now_ms - p);
     let records = store.entities(kind, since.saturating_sub(60_000))?;
-    let mut rows: Vec<(String, WindowMetrics, Option<f64>)> = Vec::with_capacity(records.len());
+    let mut rows: Vec<Row> = Vec::with_capacity(records.len());
     for (id, record) in records {
         match period_ms {
-            None => rows.push((id, record.totals, None)),
+            None => {
+                if filter.keeps(&id, record.totals.volume) {
+                    rows.push(Row {
+                        id,
+                        metrics: record.totals,
+                        popularity: None,
+                        previous: None,
+                    });
+                }
+            }
             Some(p) => {
                 let res = if p <= 6 * 3_600_000 {
                     Resolution::Minute
                 } else {
                     Resolution::Hour
                 };
+                let start = res.window_start(since);
                 let mut m = WindowMetrics::default();
-                for (_, w) in store.series(kind, &id, res, res.window_start(since), now_ms)? {
+                for (_, w) in store.series(kind, &id, res, start, now_ms)? {
                     m.merge(&w);
                 }
-                if m.volume == 0 {
+                if m.volume == 0 || !filter.keeps(&id, m.volume) {
                     continue;
+                }
+                let mut previous = WindowMetrics::default();
+                for (_, w) in
+                    store.series(kind, &id, res, res.window_start(since - p), start - 1)?
+                {
+                    previous.merge(&w);
                 }
                 let base_from = since - BASELINE_MS;
                 let baseline: u64 = store
@@ -287,22 +362,43 @@ pub fn rank(
                     let usual = baseline as f64 * p as f64 / BASELINE_MS as f64;
                     m.volume as f64 / usual
                 });
-                rows.push((id, m, popularity));
+                rows.push(Row {
+                    id,
+                    metrics: m,
+                    popularity,
+                    previous: Some(previous),
+                });
             }
         }
     }
-    let total_volume: u64 = rows.iter().map(|(_, m, _)| m.volume).sum();
+    let total_volume: u64 = rows.iter().map(|r| r.metrics.volume).sum();
     let mut ranked: Vec<RankedEntity> = rows
         .into_iter()
-        .map(|(id, m, popularity)| RankedEntity {
-            id,
-            share_of_voice: if total_volume > 0 {
-                m.volume as f64 / total_volume as f64
-            } else {
-                0.0
-            },
-            metrics: m.view(),
-            popularity,
+        .map(|row| {
+            let view = row.metrics.view();
+            let before = row.previous.as_ref().map(WindowMetrics::view);
+            let previous_volume = before.as_ref().map(|b| b.volume);
+            RankedEntity {
+                id: row.id,
+                share_of_voice: if total_volume > 0 {
+                    row.metrics.volume as f64 / total_volume as f64
+                } else {
+                    0.0
+                },
+                change: previous_volume
+                    .filter(|v| *v > 0)
+                    .map(|v| (view.volume as f64 - v as f64) / v as f64),
+                sentiment_change: match (
+                    view.sentiment_index,
+                    before.and_then(|b| b.sentiment_index),
+                ) {
+                    (Some(now), Some(then)) => Some(now - then),
+                    _ => None,
+                },
+                previous_volume,
+                metrics: view,
+                popularity: row.popularity,
+            }
         })
         .collect();
     let key = |r: &RankedEntity| -> f64 {
@@ -310,6 +406,9 @@ pub fn rank(
             SortBy::Volume | SortBy::ShareOfVoice => r.metrics.volume as f64,
             SortBy::Sentiment => r.metrics.sentiment_index.unwrap_or(f64::NEG_INFINITY),
             SortBy::Popularity => r.popularity.unwrap_or(f64::NEG_INFINITY),
+            // New entities (no previous volume) rank above every finite rise.
+            SortBy::Change => r.change.unwrap_or(f64::INFINITY),
+            SortBy::SentimentChange => r.sentiment_change.unwrap_or(f64::NEG_INFINITY),
         }
     };
     ranked.sort_by(|a, b| {
@@ -319,14 +418,21 @@ pub fn rank(
             .then_with(|| a.id.cmp(&b.id))
     });
     let total = ranked.len();
-    ranked.truncate(limit.min(MAX_LIST));
+    let page: Vec<RankedEntity> = ranked
+        .into_iter()
+        .skip(filter.offset)
+        .take(filter.limit.min(MAX_LIST))
+        .collect();
+    let end = filter.offset + page.len();
     Ok(Ranking {
         kind,
         period: period_label.to_string(),
         from: period_ms.map(|_| rfc3339(since)),
         to: rfc3339(now_ms),
         total,
-        entities: ranked,
+        offset: filter.offset,
+        next_offset: (end < total && !page.is_empty()).then_some(end),
+        entities: page,
     })
 }
 
@@ -399,6 +505,114 @@ mod tests {
         assert_eq!(parse_time("1000").ok(), Some(1000));
         assert_eq!(parse_time("1970-01-01T00:00:01Z").ok(), Some(1000));
         assert!(parse_time("yesterday").is_err());
+    }
+
+    fn window(n: u64, score: f64) -> WindowMetrics {
+        use crate::actors::aggregator::window::{id_hash, Contribution};
+        let mut m = WindowMetrics::default();
+        for i in 0..n {
+            m.add(
+                &Contribution {
+                    author_hash: id_hash(&format!("a{i}")),
+                    engagement: 1,
+                    label: crate::domain::SentimentLabel::Neutral,
+                    score,
+                    weight: 1.0,
+                },
+                false,
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn listings_compare_with_the_previous_period_filter_and_page() {
+        use crate::store::embedded::EmbeddedStore;
+        use crate::store::{WindowBatch, WindowDelta};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open_at(dir.path(), &Default::default()).expect("store");
+        let now = 1_795_000_000_000_i64;
+        let hour = 3_600_000;
+        // (entity, volume in the hour before the last, volume in the last hour, score)
+        let plan = [
+            ("RISE", 10, 20, 0.5),
+            ("NEW", 0, 5, 0.1),
+            ("FALL", 10, 5, -0.5),
+            ("QUIET", 3, 1, 0.0),
+        ];
+        let mut windows = Vec::new();
+        for (id, before, after, score) in plan {
+            if before > 0 {
+                windows.push(WindowDelta {
+                    start_ms: now - hour - 30 * 60_000,
+                    entity: id.into(),
+                    metrics: window(before, -score),
+                });
+            }
+            windows.push(WindowDelta {
+                start_ms: now - 30 * 60_000,
+                entity: id.into(),
+                metrics: window(after, score),
+            });
+        }
+        store
+            .apply(&WindowBatch {
+                kind: Some(EntityKind::Project),
+                windows,
+                ..Default::default()
+            })
+            .expect("apply");
+        let list = |sort, filter: &ListFilter| {
+            rank(
+                &store,
+                EntityKind::Project,
+                Some(hour),
+                "1h",
+                sort,
+                filter,
+                now,
+            )
+            .expect("rank")
+        };
+        let page = |offset, limit| ListFilter {
+            offset,
+            limit,
+            ..ListFilter::default()
+        };
+        let ids = |r: &Ranking| r.entities.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+
+        let by_change = list(SortBy::Change, &page(0, 10));
+        assert_eq!(ids(&by_change), ["NEW", "RISE", "FALL", "QUIET"]);
+        let rise = &by_change.entities[1];
+        assert_eq!(rise.previous_volume, Some(10));
+        assert_eq!(rise.change, Some(1.0));
+        assert!((rise.sentiment_change.expect("both periods scored") - 1.0).abs() < 1e-9);
+        assert_eq!(by_change.entities[0].change, None, "no previous volume");
+        assert_eq!(by_change.entities[0].previous_volume, Some(0));
+
+        let by_sentiment_change = list(SortBy::SentimentChange, &page(0, 10));
+        assert_eq!(ids(&by_sentiment_change)[0], "RISE");
+
+        // Paging walks the same order without gaps.
+        let first = list(SortBy::Volume, &page(0, 3));
+        assert_eq!(first.total, 4);
+        assert_eq!(first.next_offset, Some(3));
+        let second = list(SortBy::Volume, &page(3, 3));
+        assert_eq!(second.next_offset, None);
+        assert_eq!(
+            [ids(&first), ids(&second)].concat(),
+            ids(&list(SortBy::Volume, &page(0, 10)))
+        );
+
+        // Filters: minimum volume and id text.
+        let busy = ListFilter {
+            min_volume: 5,
+            id_contains: Some("i".into()),
+            ..page(0, 10)
+        };
+        let mut got = ids(&list(SortBy::Volume, &busy));
+        got.sort();
+        assert_eq!(got, ["RISE"]);
     }
 
     #[test]

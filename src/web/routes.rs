@@ -130,12 +130,19 @@ async fn overall(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// `volume` (default), `sentiment`, `popularity`, `share_of_voice`.
+    /// `volume` (default), `sentiment`, `popularity`, `share_of_voice`,
+    /// `change` (volume against the previous period), `sentiment_change`.
     sort: Option<String>,
     /// Page size (default 20, at most 1000).
     limit: Option<usize>,
+    /// Rows to skip: the `next_offset` of the previous page.
+    offset: Option<usize>,
     /// Period: `all` or e.g. `15m`, `1h` (default), `24h`.
     period: Option<String>,
+    /// Only entities with at least this volume over the period.
+    min_volume: Option<u64>,
+    /// Only entities whose id contains this text (case-insensitive).
+    q: Option<String>,
 }
 
 async fn ranked(
@@ -147,6 +154,12 @@ async fn ranked(
     let sort = SortBy::parse(q.sort.as_deref().unwrap_or("volume"))?;
     let label = q.period.unwrap_or_else(|| default_period.to_string());
     let period = queries::parse_period(&label)?;
+    if period.is_none() && sort.needs_period() {
+        return Err(ApiError::BadRequest(
+            "invalid_sort",
+            "change sorts compare with the previous period: give a period (e.g. 1h)".into(),
+        ));
+    }
     let limit = q.limit.unwrap_or(20);
     if limit == 0 || limit > queries::MAX_LIST {
         return Err(ApiError::BadRequest(
@@ -154,9 +167,23 @@ async fn ranked(
             format!("limit must be 1..={}", queries::MAX_LIST),
         ));
     }
+    let filter = queries::ListFilter {
+        min_volume: q.min_volume.unwrap_or(0),
+        id_contains: q.q.filter(|t| !t.is_empty()),
+        offset: q.offset.unwrap_or(0),
+        limit,
+    };
     let store = state.store()?;
     let ranking = web::block(move || {
-        queries::rank(store.as_ref(), kind, period, &label, sort, limit, now_ms())
+        queries::rank(
+            store.as_ref(),
+            kind,
+            period,
+            &label,
+            sort,
+            &filter,
+            now_ms(),
+        )
     })
     .await??;
     Ok(HttpResponse::Ok().json(ranking))
