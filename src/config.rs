@@ -160,7 +160,7 @@ pub enum AuthMode {
 }
 
 /// What a key may do. `admin` includes the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Lookups, search and the WebSocket feed.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A social-network post, normalised across platforms.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Post {
     /// Platform-unique id; the de-duplication key everywhere downstream.
     pub id: String,
@@ -48,7 +48,7 @@ pub struct Post {
 }
 
 /// The author of a post.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Author {
     /// Platform-unique author id.
     pub id: String,
@@ -63,7 +63,7 @@ pub struct Author {
 }
 
 /// Interaction counts of a post.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Engagement {
     /// Likes, favourites, upvotes.
     #[serde(default)]
@@ -86,7 +86,7 @@ impl Engagement {
 }
 
 /// Sentiment polarity label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SentimentLabel {
     Negative,
@@ -95,7 +95,7 @@ pub enum SentimentLabel {
 }
 
 /// Sentiment of one post.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sentiment {
     /// Polarity label.
     pub label: SentimentLabel,
@@ -105,7 +105,7 @@ pub struct Sentiment {
 
 /// What the classifier says about one post. Fields a classifier tier does not
 /// compute are `None` and absent from the JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Scores {
     /// Sentiment label and score; every tier computes it.
     pub sentiment: Sentiment,
@@ -123,7 +123,19 @@ pub struct Scores {
 }
 
 /// The kinds of entity a post can be attributed to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EntityKind {
     /// The post itself (archived; not windowed).
@@ -225,7 +237,9 @@ impl fmt::Display for EntityKind {
 
 /// A reference to one entity: `{kind, id}`. Ids are normalised by the
 /// extractor (upper case for projects, lower case for topics, …).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct EntityRef {
     /// What kind of entity.
     pub kind: EntityKind,
@@ -252,7 +266,7 @@ impl EntityRef {
 pub const MACRO_ID: &str = "all";
 
 /// A post after classification: what travels on the `enriched` subject.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrichedPost {
     /// The post as received.
     pub post: Post,

@@ -282,3 +282,112 @@ async fn cors_allows_only_the_configured_origins() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
     s.stop();
 }
+
+/// Fills a documented path with values that exist after `one_post`.
+fn concrete(path: &str) -> String {
+    path.replace("{kind}", "user")
+        .replace("{id}", "u1")
+        .replace("{dimension}", "platforms")
+}
+
+/// Walks the served OpenAPI document: every operation answers with a status
+/// it documents, errors have the documented shape, and auth matches the
+/// document (401 without a key where a key is needed, 403 with a read key
+/// on admin and ingest operations).
+#[actix_rt::test]
+async fn the_openapi_document_validates_and_every_operation_answers_as_documented() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let s = Starling::start(&dir.path().join("data"), &["--config", &cfg]);
+    let (code, _) = status(
+        &s,
+        "POST",
+        "/api/ingest",
+        Some("ingest-secret"),
+        Some(one_post()),
+    )
+    .await;
+    assert_eq!(code, 202);
+
+    let (code, doc) = status(&s, "GET", "/api/openapi.json", None, None).await;
+    assert_eq!(code, 200, "the document is open");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    assert_eq!(doc["security"], json!([{"bearer": []}]), "a key by default");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 20, "{} paths", paths.len());
+    let mut walked = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let method = method.to_uppercase();
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(
+                !responses.is_empty(),
+                "{method} {path} documents no response"
+            );
+            let documented = |code: u16| responses.contains_key(&code.to_string());
+            // Open operations say so (`security: [{}]`); the rest inherit the bearer key.
+            let open = op["security"] == json!([{}]);
+            let url = concrete(path);
+            // Required query parameters get a value.
+            let query: Vec<String> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| format!("{}=refund", p["name"].as_str().expect("name")))
+                .collect();
+            let url = if query.is_empty() {
+                url
+            } else {
+                format!("{url}?{}", query.join("&"))
+            };
+            let body = match (method.as_str(), path.as_str()) {
+                ("POST", "/api/ingest") => Some(one_post()),
+                ("POST", "/api/admin/keys") => Some(json!({"id": "walker", "scopes": ["read"]})),
+                _ => None,
+            };
+            // The right key for the operation.
+            let key = if path.starts_with("/api/admin") {
+                "admin-secret"
+            } else if path == "/api/ingest" {
+                "ingest-secret"
+            } else {
+                "read-secret"
+            };
+            let (code, answer) = status(&s, &method, &url, Some(key), body.clone()).await;
+            assert!(
+                documented(code),
+                "{method} {url} answered {code}, which the document does not list: {answer}"
+            );
+            if code >= 400 {
+                assert!(
+                    answer["error"]["code"].is_string() && answer["error"]["message"].is_string(),
+                    "{method} {url}: error without the documented shape: {answer}"
+                );
+            }
+            // Auth as documented.
+            let (anonymous, _) = status(&s, &method, &url, None, body.clone()).await;
+            if open {
+                assert_ne!(anonymous, 401, "{method} {url} is documented as open");
+            } else {
+                assert_eq!(anonymous, 401, "{method} {url} without a key");
+            }
+            if key != "read-secret" {
+                let (reader, _) = status(&s, &method, &url, Some("read-secret"), body).await;
+                assert_eq!(reader, 403, "{method} {url} with a read key");
+            }
+            walked += 1;
+        }
+    }
+    assert!(walked >= 21, "walked {walked} operations");
+    s.stop();
+}

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What happens when a child stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RestartPolicy {
     /// Restart after any exit, clean or not (consumers, the store writer).
@@ -109,7 +109,7 @@ enum Exit {
 }
 
 /// A child's state as shown by the admin API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChildState {
     /// Running.
@@ -123,7 +123,7 @@ pub enum ChildState {
 }
 
 /// One child's status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChildStatus {
     /// Name.
     pub name: String,

@@ -129,7 +129,7 @@ impl TimeRange {
 }
 
 /// One archived post in a result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PostHit {
     /// The post as archived (serialised flat: `post`, `scores`, `entities`).
     #[serde(flatten)]
@@ -140,7 +140,7 @@ pub struct PostHit {
 }
 
 /// A page of posts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// The posts, in the listing's order.
     pub posts: Vec<PostHit>,
@@ -152,7 +152,7 @@ pub struct Page {
 }
 
 /// What one author contributed to an entity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuthorStat {
     /// Platform-unique author id.
     pub author_id: String,
@@ -169,7 +169,7 @@ pub struct AuthorStat {
 }
 
 /// The top authors of an entity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuthorsPage {
     /// Authors by posts, then engagement, descending.
     pub authors: Vec<AuthorStat>,

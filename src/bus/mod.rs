@@ -417,7 +417,7 @@ pub trait Consumer: Send {
 }
 
 /// Lag and state of one durable consumer, for `/metrics` and the admin API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConsumerStats {
     /// Stream consumed.
     pub stream: &'static str,
@@ -436,7 +436,7 @@ pub struct ConsumerStats {
 }
 
 /// Stream counters, for `/metrics` and the admin API.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StreamStats {
     /// Stream name.
     pub stream: &'static str,
@@ -450,7 +450,7 @@ pub struct StreamStats {
 }
 
 /// A message given up on, with the reason.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// Stream it was in.
     pub stream: &'static str,

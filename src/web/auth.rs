@@ -1,6 +1,6 @@
 //! API keys, scopes and rate limits.
 //!
-//! Every request except `/healthz`, `/readyz` and `/metrics` needs a scope:
+//! Every request except `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` needs a scope:
 //! `ingest` for `POST /api/ingest`, `admin` for `/api/admin/…`, `read` for
 //! everything else (lookups and `/ws`); `admin` includes the others. When
 //! auth is on (`auth.mode`: `on`, or `auto` on a non-loopback address) the
@@ -47,7 +47,7 @@ pub struct StoredKey {
 }
 
 /// Where a key was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyOrigin {
     /// `[[auth.keys]]` in the configuration (changed there).
@@ -201,7 +201,7 @@ impl Auth {
 /// The scope a request needs, if any.
 pub fn required_scope(path: &str) -> Option<Scope> {
     match path {
-        "/healthz" | "/readyz" | "/metrics" => None,
+        "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" => None,
         "/api/ingest" => Some(Scope::Ingest),
         p if p == "/api/admin" || p.starts_with("/api/admin/") => Some(Scope::Admin),
         _ => Some(Scope::Read),
@@ -276,7 +276,7 @@ pub async fn guard(
 }
 
 /// Body of `POST /api/admin/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// Name of the key.
@@ -285,7 +285,43 @@ pub struct NewKey {
     pub scopes: Vec<Scope>,
 }
 
+/// A key as listed (never its secret or hash).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// Name of the key.
+    pub id: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// Where it was defined.
+    pub origin: KeyOrigin,
+}
+
+/// The keys and whether keys are required.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    /// Whether requests need a key (auth on).
+    pub required: bool,
+    /// Keys, by id.
+    pub keys: Vec<KeyView>,
+}
+
+/// A created key: the secret is shown once, here.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    /// Name of the key.
+    pub id: String,
+    /// The secret to send as `Authorization: Bearer …`.
+    pub key: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+}
+
 /// `POST /api/admin/keys`: creates a key; the secret is in the response only.
+#[utoipa::path(post, path = "/api/admin/keys", tag = "admin",
+    request_body = NewKey,
+    responses((status = 201, description = "Created; the secret is shown once", body = CreatedKey),
+        (status = 400, description = "Bad id or scopes", body = super::error::ErrorBody),
+        (status = 422, description = "The id exists (`key_exists`)", body = super::error::ErrorBody)))]
 pub async fn create_key(
     state: web::Data<AppState>,
     body: web::Json<NewKey>,
@@ -305,26 +341,40 @@ pub async fn create_key(
         scopes: scopes.clone(),
         origin: KeyOrigin::Api,
     })?;
-    Ok(
-        HttpResponse::Created()
-            .json(serde_json::json!({"id": id, "key": secret, "scopes": scopes})),
-    )
+    Ok(HttpResponse::Created().json(CreatedKey {
+        id,
+        key: secret,
+        scopes,
+    }))
 }
 
 /// `GET /api/admin/keys`: names and scopes (never secrets or hashes).
+#[utoipa::path(get, path = "/api/admin/keys", tag = "admin",
+    responses((status = 200, description = "Keys", body = KeyList)))]
 pub async fn list_keys(state: web::Data<AppState>) -> HttpResponse {
-    let mut keys: Vec<serde_json::Value> = state
+    let mut keys: Vec<KeyView> = state
         .auth
         .keys
         .read()
         .values()
-        .map(|k| serde_json::json!({"id": k.id, "scopes": k.scopes, "origin": k.origin}))
+        .map(|k| KeyView {
+            id: k.id.clone(),
+            scopes: k.scopes.clone(),
+            origin: k.origin,
+        })
         .collect();
-    keys.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    HttpResponse::Ok().json(serde_json::json!({"required": state.auth.required(), "keys": keys}))
+    keys.sort_by(|a, b| a.id.cmp(&b.id));
+    HttpResponse::Ok().json(KeyList {
+        required: state.auth.required(),
+        keys,
+    })
 }
 
 /// `DELETE /api/admin/keys/{id}`: removes a key created through the API.
+#[utoipa::path(delete, path = "/api/admin/keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "No such key created through the API", body = super::error::ErrorBody)))]
 pub async fn delete_key(
     state: web::Data<AppState>,
     id: web::Path<String>,

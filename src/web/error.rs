@@ -40,15 +40,20 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error response: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: String,
+/// The error of an [`ErrorBody`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`invalid_limit`, `not_found`, `rate_limited`, …).
+    pub code: String,
+    /// What a person should read.
+    pub message: String,
 }
 
 impl ApiError {
@@ -96,9 +101,9 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(Body {
-            error: Detail {
-                code: self.code(),
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
                 message: self.to_string(),
             },
         })

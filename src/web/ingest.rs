@@ -17,7 +17,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 /// One rejected item.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     /// Position in the array, or line index (0-based) in NDJSON.
     pub index: usize,
@@ -29,7 +29,7 @@ pub struct Rejected {
 }
 
 /// The ingest response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
     /// Posts accepted (published on the bus).
     pub accepted: usize,
@@ -100,7 +100,17 @@ async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMu
     Ok(body)
 }
 
-/// The handler.
+/// Accepts a batch of posts: a JSON array (or one object), or NDJSON with
+/// `content-type: application/x-ndjson`. Valid items are published on the
+/// bus before the answer (202); invalid ones are listed with the reason.
+#[utoipa::path(post, path = "/api/ingest", tag = "ingest",
+    request_body(content = Vec<crate::domain::Post>, description = "Posts (JSON array or NDJSON)"),
+    responses(
+        (status = 202, description = "Accepted (some items may be rejected)", body = IngestResponse),
+        (status = 400, description = "Unreadable body or empty batch", body = super::error::ErrorBody),
+        (status = 413, description = "Body or batch too large", body = super::error::ErrorBody),
+        (status = 422, description = "No item was valid", body = super::error::ErrorBody),
+        (status = 503, description = "The bus did not take the posts in time", body = super::error::ErrorBody)))]
 pub async fn ingest(
     req: HttpRequest,
     payload: web::Payload,

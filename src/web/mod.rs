@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod openapi;
 pub mod posts;
 pub mod queries;
 pub mod routes;

@@ -27,7 +27,8 @@ impl From<ArchiveError> for ApiError {
 }
 
 /// Query of the post listings: a time range and a page.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PostsQuery {
     /// Page size (default 20; at most 100 posts or 1000 authors).
@@ -89,6 +90,9 @@ fn entity_of(path: (String, String)) -> Result<EntityRef, ApiError> {
 }
 
 /// `GET /api/entities/{kind}/{id}/posts`: newest first, `next_cursor` pages on.
+#[utoipa::path(get, path = "/api/entities/{kind}/{id}/posts", tag = "posts",
+    params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id"), PostsQuery),
+    responses((status = 200, description = "A page of posts, newest first", body = crate::archive::Page), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
 pub async fn recent(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -103,7 +107,17 @@ pub async fn recent(
     Ok(HttpResponse::Ok().json(page))
 }
 
+/// Top posts of an entity.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TopPosts {
+    /// Most engagement (likes + reposts + replies) first, then newest.
+    pub posts: Vec<crate::archive::PostHit>,
+}
+
 /// `GET /api/entities/{kind}/{id}/posts/top`: most engagement first.
+#[utoipa::path(get, path = "/api/entities/{kind}/{id}/posts/top", tag = "posts",
+    params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id"), PostsQuery),
+    responses((status = 200, description = "Top posts by engagement", body = TopPosts), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
 pub async fn top(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -114,10 +128,13 @@ pub async fn top(
     no_cursor(&q)?;
     let archive = state.archive()?;
     let posts = web::block(move || archive.top(&entity, range, limit)).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "posts": posts })))
+    Ok(HttpResponse::Ok().json(TopPosts { posts }))
 }
 
 /// `GET /api/entities/{kind}/{id}/authors`: who posts about it, most posts first.
+#[utoipa::path(get, path = "/api/entities/{kind}/{id}/authors", tag = "posts",
+    params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id"), PostsQuery),
+    responses((status = 200, description = "Contributing authors with exact counts", body = crate::archive::AuthorsPage), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
 pub async fn authors(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -142,7 +159,8 @@ fn no_cursor(q: &PostsQuery) -> Result<(), ApiError> {
 }
 
 /// Query of `GET /api/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// Words to find (tantivy syntax: `"exact phrase"`, `OR`, `-excluded`); every word is required by default.
@@ -168,6 +186,8 @@ pub struct SearchParams {
 }
 
 /// `GET /api/search`: best matches first, with the total matched.
+#[utoipa::path(get, path = "/api/search", tag = "posts", params(SearchParams),
+    responses((status = 200, description = "Matching posts, best first, with `total`", body = crate::archive::Page), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
 pub async fn search(
     state: web::Data<AppState>,
     q: web::Query<SearchParams>,

@@ -63,7 +63,7 @@ fn rfc3339(ms: i64) -> String {
 }
 
 /// A window in a response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct WindowView {
     /// Window start, ms since the epoch.
     pub start_ms: i64,
@@ -85,7 +85,7 @@ impl WindowView {
 }
 
 /// Latest window per resolution.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct LatestWindows {
     /// Latest 1-second window.
     #[serde(rename = "1s", skip_serializing_if = "Option::is_none")]
@@ -99,7 +99,7 @@ pub struct LatestWindows {
 }
 
 /// An entity's totals and latest windows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EntityView {
     /// Kind.
     pub kind: EntityKind,
@@ -239,7 +239,7 @@ impl ListFilter {
 }
 
 /// One row of an entity listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RankedEntity {
     /// Id.
     pub id: String,
@@ -275,7 +275,7 @@ struct Row {
 }
 
 /// An entity listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Ranking {
     /// Kind listed.
     pub kind: EntityKind,
@@ -437,7 +437,7 @@ pub fn rank(
 }
 
 /// A series response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Series {
     /// Kind.
     pub kind: EntityKind,

@@ -8,8 +8,9 @@ use crate::actors::hub::CountSessions;
 use crate::actors::supervisor::GetStatus;
 use crate::domain::EntityKind;
 use crate::telemetry::metrics::{self, gauges};
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Which groups of routes a process mounts (from its roles).
 #[derive(Debug, Clone, Copy)]
@@ -23,56 +24,122 @@ pub struct Mounted {
 /// The routes of this process: health and metrics always, ingest with the
 /// ingest role, lookups, admin and the WebSocket with the web role.
 pub fn configure(cfg: &mut web::ServiceConfig, mounted: &Mounted) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(prometheus));
-    if mounted.ingest {
-        cfg.route("/api/ingest", web::post().to(super::ingest::ingest));
+    for (method, path, route) in table(mounted) {
+        cfg.route(path, route.method(method));
     }
-    if !mounted.web {
-        return;
-    }
-    cfg.route("/ws", web::get().to(super::ws::connect))
-        .route("/api/metrics/overall", web::get().to(overall))
-        .route("/api/metrics/{dimension}", web::get().to(dimension))
-        .route("/api/entities/{kind}", web::get().to(list_entities))
-        .route("/api/entities/{kind}/{id}", web::get().to(get_entity))
-        .route(
-            "/api/entities/{kind}/{id}/series",
-            web::get().to(get_series),
-        )
-        .route(
-            "/api/entities/{kind}/{id}/posts",
-            web::get().to(super::posts::recent),
-        )
-        .route(
-            "/api/entities/{kind}/{id}/posts/top",
-            web::get().to(super::posts::top),
-        )
-        .route(
-            "/api/entities/{kind}/{id}/authors",
-            web::get().to(super::posts::authors),
-        )
-        .route("/api/search", web::get().to(super::posts::search))
-        .route("/api/admin/actors", web::get().to(admin_actors))
-        .route("/api/admin/dlq", web::get().to(admin_dlq))
-        .route("/api/admin/dlq/replay", web::post().to(admin_dlq_replay))
-        .route("/api/admin/keys", web::get().to(super::auth::list_keys))
-        .route("/api/admin/keys", web::post().to(super::auth::create_key))
-        .route(
-            "/api/admin/keys/{id}",
-            web::delete().to(super::auth::delete_key),
-        );
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// Method and path pattern of every route `configure` mounts (the OpenAPI
+/// document is checked against this list).
+pub fn mounted_routes(mounted: &Mounted) -> Vec<(Method, &'static str)> {
+    table(mounted)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// Every route, once: method, path pattern, handler.
+fn table(mounted: &Mounted) -> Vec<(Method, &'static str, actix_web::Route)> {
+    let mut t = vec![
+        (Method::GET, "/healthz", web::to(healthz)),
+        (Method::GET, "/readyz", web::to(readyz)),
+        (Method::GET, "/metrics", web::to(prometheus)),
+        (
+            Method::GET,
+            "/api/openapi.json",
+            web::to(super::openapi::document),
+        ),
+    ];
+    if mounted.ingest {
+        t.push((Method::POST, "/api/ingest", web::to(super::ingest::ingest)));
+    }
+    if !mounted.web {
+        return t;
+    }
+    t.extend([
+        (Method::GET, "/ws", web::to(super::ws::connect)),
+        (Method::GET, "/api/metrics/overall", web::to(overall)),
+        (Method::GET, "/api/metrics/{dimension}", web::to(dimension)),
+        (Method::GET, "/api/entities/{kind}", web::to(list_entities)),
+        (
+            Method::GET,
+            "/api/entities/{kind}/{id}",
+            web::to(get_entity),
+        ),
+        (
+            Method::GET,
+            "/api/entities/{kind}/{id}/series",
+            web::to(get_series),
+        ),
+        (
+            Method::GET,
+            "/api/entities/{kind}/{id}/posts",
+            web::to(super::posts::recent),
+        ),
+        (
+            Method::GET,
+            "/api/entities/{kind}/{id}/posts/top",
+            web::to(super::posts::top),
+        ),
+        (
+            Method::GET,
+            "/api/entities/{kind}/{id}/authors",
+            web::to(super::posts::authors),
+        ),
+        (Method::GET, "/api/search", web::to(super::posts::search)),
+        (Method::GET, "/api/admin/actors", web::to(admin_actors)),
+        (Method::GET, "/api/admin/dlq", web::to(admin_dlq)),
+        (
+            Method::POST,
+            "/api/admin/dlq/replay",
+            web::to(admin_dlq_replay),
+        ),
+        (
+            Method::GET,
+            "/api/admin/keys",
+            web::to(super::auth::list_keys),
+        ),
+        (
+            Method::POST,
+            "/api/admin/keys",
+            web::to(super::auth::create_key),
+        ),
+        (
+            Method::DELETE,
+            "/api/admin/keys/{id}",
+            web::to(super::auth::delete_key),
+        ),
+    ]);
+    t
+}
+
+/// `{"status": "ok"}` and `{"status": "ready" | "not_ready", "problems"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Why the process is not ready (readiness only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        problems: Vec::new(),
+    })
 }
 
 /// Ready when the bus answers, the store (in a process that has one)
 /// answers, and every supervised actor is running; `503` with the reasons
 /// otherwise.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses(
+    (status = 200, description = "Bus, store and actors are up", body = Health),
+    (status = 503, description = "Not ready, with the reasons", body = Health)))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut problems: Vec<String> = Vec::new();
     if state.bus.stream_stats().await.is_empty() {
         problems.push("the bus does not answer".into());
@@ -99,10 +166,15 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => problems.push(format!("the supervisor does not answer: {e}")),
     }
     if problems.is_empty() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+        HttpResponse::Ok().json(Health {
+            status: "ready",
+            problems,
+        })
     } else {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "not_ready", "problems": problems}))
+        HttpResponse::ServiceUnavailable().json(Health {
+            status: "not_ready",
+            problems,
+        })
     }
 }
 
@@ -120,14 +192,18 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-async fn overall(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// The whole market (`macro/all`): totals and latest windows.
+#[utoipa::path(get, path = "/api/metrics/overall", tag = "metrics",
+    responses((status = 200, description = "Totals and latest 1s/1m/1h windows", body = queries::EntityView)))]
+pub(crate) async fn overall(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (store, cache) = (state.store()?, state.cache.clone());
     let view = web::block(move || queries::overall(store.as_ref(), &cache)).await??;
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// Query of the listings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `volume` (default), `sentiment`, `popularity`, `share_of_voice`,
@@ -189,7 +265,12 @@ async fn ranked(
     Ok(HttpResponse::Ok().json(ranking))
 }
 
-async fn dimension(
+/// A breakdown ranked over a period (default `all`).
+#[utoipa::path(get, path = "/api/metrics/{dimension}", tag = "metrics",
+    params(("dimension" = String, Path, description = "geo, products, channels or platforms"), ListQuery),
+    responses((status = 200, description = "Ranked breakdown", body = queries::Ranking), (status = 400, description = "Bad parameters", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown dimension", body = super::error::ErrorBody)))]
+pub(crate) async fn dimension(
     state: web::Data<AppState>,
     path: web::Path<String>,
     q: web::Query<ListQuery>,
@@ -209,7 +290,12 @@ async fn dimension(
     ranked(state, kind, q.into_inner(), "all").await
 }
 
-async fn list_entities(
+/// A kind's entities ranked over a period (default `1h`), filtered and paged.
+#[utoipa::path(get, path = "/api/entities/{kind}", tag = "entities",
+    params(("kind" = String, Path, description = "user, kol, project, topic, narrative, macro, platform, channel, product, geo"), ListQuery),
+    responses((status = 200, description = "Ranked entities", body = queries::Ranking), (status = 400, description = "Bad parameters", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown kind", body = super::error::ErrorBody)))]
+pub(crate) async fn list_entities(
     state: web::Data<AppState>,
     path: web::Path<String>,
     q: web::Query<ListQuery>,
@@ -218,7 +304,12 @@ async fn list_entities(
     ranked(state, kind, q.into_inner(), "1h").await
 }
 
-async fn get_entity(
+/// One entity: totals over its life and its latest 1s/1m/1h windows.
+#[utoipa::path(get, path = "/api/entities/{kind}/{id}", tag = "entities",
+    params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id")),
+    responses((status = 200, description = "The entity", body = queries::EntityView),
+        (status = 404, description = "Never seen", body = super::error::ErrorBody)))]
+pub(crate) async fn get_entity(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -236,7 +327,8 @@ async fn get_entity(
 }
 
 /// Query of a series.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SeriesQuery {
     /// `1s`, `1m` (default) or `1h`.
@@ -247,7 +339,12 @@ pub struct SeriesQuery {
     to: Option<String>,
 }
 
-async fn get_series(
+/// An entity's windows at 1s, 1m or 1h between two times (empty windows absent).
+#[utoipa::path(get, path = "/api/entities/{kind}/{id}/series", tag = "entities",
+    params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id"), SeriesQuery),
+    responses((status = 200, description = "The series", body = queries::Series), (status = 400, description = "Bad parameters", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown kind", body = super::error::ErrorBody)))]
+pub(crate) async fn get_series(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     q: web::Query<SeriesQuery>,
@@ -277,7 +374,11 @@ async fn get_series(
     Ok(HttpResponse::Ok().json(series))
 }
 
-async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics (text format): counters, per-route request counts and
+/// latency histograms, consumer lag, WebSocket clients.
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub(crate) async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     let mut g: Vec<(&str, &str, String, f64)> = Vec::new();
     for c in state.bus.consumer_stats().await {
         let labels = format!("stream=\"{}\",consumer=\"{}\"", c.stream, c.durable);
@@ -320,28 +421,67 @@ async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
         .body(text)
 }
 
-async fn admin_actors(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Supervised actors, consumer lag and stream counters.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AdminActors {
+    /// Every supervised actor.
+    pub actors: Vec<crate::actors::supervisor::ChildStatus>,
+    /// Lag per durable consumer.
+    pub consumers: Vec<crate::bus::ConsumerStats>,
+    /// Counters per stream.
+    pub streams: Vec<crate::bus::StreamStats>,
+}
+
+/// Dead letters, newest last.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeadLetters {
+    /// The letters.
+    pub dead_letters: Vec<crate::bus::DeadLetter>,
+}
+
+/// Result of a replay.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Replayed {
+    /// Dead letters published again.
+    pub replayed: usize,
+}
+
+/// Actors, consumers and streams (admin scope).
+#[utoipa::path(get, path = "/api/admin/actors", tag = "admin",
+    responses((status = 200, description = "State of the process", body = AdminActors)))]
+pub(crate) async fn admin_actors(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let actors = state
         .supervisor
         .send(GetStatus)
         .await
         .map_err(|e| ApiError::Unavailable(format!("supervisor: {e}")))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "actors": actors,
-        "consumers": state.bus.consumer_stats().await,
-        "streams": state.bus.stream_stats().await,
-    })))
+    Ok(HttpResponse::Ok().json(AdminActors {
+        actors,
+        consumers: state.bus.consumer_stats().await,
+        streams: state.bus.stream_stats().await,
+    }))
 }
 
-async fn admin_dlq(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "dead_letters": state.bus.dead_letters().await }))
+/// Messages given up on after `max_deliver` deliveries or a failure that
+/// cannot pass, with the reason (admin scope).
+#[utoipa::path(get, path = "/api/admin/dlq", tag = "admin",
+    responses((status = 200, description = "Dead letters", body = DeadLetters)))]
+pub(crate) async fn admin_dlq(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(DeadLetters {
+        dead_letters: state.bus.dead_letters().await,
+    })
 }
 
-async fn admin_dlq_replay(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Publishes every dead letter again on its original subject (after a fix);
+/// posts already counted are recognised and counted once (admin scope).
+#[utoipa::path(post, path = "/api/admin/dlq/replay", tag = "admin",
+    responses((status = 200, description = "How many were replayed", body = Replayed),
+        (status = 503, description = "The bus refused", body = super::error::ErrorBody)))]
+pub(crate) async fn admin_dlq_replay(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let replayed = state
         .bus
         .replay_dead_letters()
         .await
         .map_err(|e| ApiError::Unavailable(format!("replay failed: {e}")))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "replayed": replayed })))
+    Ok(HttpResponse::Ok().json(Replayed { replayed }))
 }

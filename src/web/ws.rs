@@ -293,13 +293,22 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
     }
 }
 
-/// The `/ws` handler: upgrades and starts a session actor.
+/// The `/ws` handler: upgrades and starts a session actor. The protocol
+/// (subscribe/unsubscribe frames, events) is described in `docs/api.md`.
+#[utoipa::path(get, path = "/ws", tag = "live",
+    responses((status = 101, description = "WebSocket upgrade: JSON frames"),
+        (status = 400, description = "Not a WebSocket handshake")))]
 pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
+        ApiError::BadRequest(
+            "not_websocket",
+            format!("expected a WebSocket handshake: {e}"),
+        )
+    })?;
     let max_frame = state.config.http.ws_max_frame_bytes;
     let stream = stream
         .max_frame_size(max_frame)
