@@ -120,6 +120,9 @@ pub struct HttpConfig {
     pub ws_queue_len: usize,
     /// Subscriptions one WebSocket connection may hold.
     pub ws_max_subscriptions: usize,
+    /// WebSocket connections one API key may hold open at once (one client
+    /// address when auth is off); more are refused with 429.
+    pub ws_max_connections_per_key: usize,
     /// Seconds without a pong before a WebSocket client is disconnected.
     pub ws_client_timeout_s: u64,
     /// How far in the future a post's `created_at` may be (clock skew), in seconds.
@@ -140,6 +143,7 @@ impl Default for HttpConfig {
             ws_max_frame_bytes: 64 * 1024,
             ws_queue_len: 256,
             ws_max_subscriptions: 16,
+            ws_max_connections_per_key: 256,
             ws_client_timeout_s: 30,
             max_future_skew_s: 300,
             cors_origins: Vec::new(),

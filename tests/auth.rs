@@ -391,3 +391,56 @@ async fn the_openapi_document_validates_and_every_operation_answers_as_documente
     assert!(walked >= 21, "walked {walked} operations");
     s.stop();
 }
+
+#[actix_rt::test]
+async fn websocket_connections_are_limited_per_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "\n[http]\nws_max_connections_per_key = 2\n");
+    let s = Starling::start(&dir.path().join("data"), &["--config", &cfg]);
+    let url = |key: &str| format!("{}?token={key}", s.ws_url());
+    let (_, first) = client()
+        .ws(url("read-secret"))
+        .connect()
+        .await
+        .expect("first");
+    let (_, second) = client()
+        .ws(url("read-secret"))
+        .connect()
+        .await
+        .expect("second");
+    match client().ws(url("read-secret")).connect().await {
+        Err(awc::error::WsClientError::InvalidResponseStatus(code)) => {
+            assert_eq!(code.as_u16(), 429)
+        }
+        Err(e) => panic!("a third connection must be refused with 429, not {e:?}"),
+        Ok(_) => panic!("a third connection for the key must be refused"),
+    }
+    // The refusal is an ordinary JSON error over plain HTTP.
+    let (code, body) = status(&s, "GET", "/ws?token=read-secret", None, None).await;
+    assert_eq!(
+        (code, &body["error"]["code"]),
+        (429, &json!("too_many_connections"))
+    );
+    // Another key has its own count.
+    let (_, admin) = client()
+        .ws(url("admin-secret"))
+        .connect()
+        .await
+        .expect("other key");
+    // Closing one frees its place.
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok((_, ws)) = client().ws(url("read-secret")).connect().await {
+            reopened = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "a closed connection's place is given back"
+    );
+    drop((second, admin, reopened));
+    s.stop();
+}

@@ -20,7 +20,7 @@ use crate::config::{ApiKeyConfig, Config, Scope};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage as _, HttpResponse};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -198,6 +198,11 @@ impl Auth {
     }
 }
 
+/// Who made a request, for per-key limits: `key:<id>`, or `addr:<ip>` when
+/// auth is off. Set by [`guard`] on every request that needs a scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
 /// The scope a request needs, if any.
 pub fn required_scope(path: &str) -> Option<Scope> {
     match path {
@@ -256,22 +261,23 @@ pub async fn guard(
     } else {
         None
     };
+    // Limits apply per key; per client address when auth is off.
+    let who = match &key {
+        Some(k) => format!("key:{}", k.id),
+        None => format!(
+            "addr:{}",
+            req.peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default()
+        ),
+    };
     if auth.limits() {
-        // A bucket per key; per client address when auth is off.
-        let who = match &key {
-            Some(k) => format!("key:{}", k.id),
-            None => format!(
-                "addr:{}",
-                req.peer_addr()
-                    .map(|a| a.ip().to_string())
-                    .unwrap_or_default()
-            ),
-        };
         if let Err(retry_after_s) = auth.take(&who) {
             crate::telemetry::metrics::HTTP_RATE_LIMITED.inc();
             return Err(ApiError::RateLimited { retry_after_s }.into());
         }
     }
+    req.extensions_mut().insert(Caller(who));
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 

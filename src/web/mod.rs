@@ -40,6 +40,8 @@ pub struct AppState {
     pub supervisor: Addr<Supervisor>,
     /// API keys and rate limits.
     pub auth: auth::Auth,
+    /// Open WebSocket connections per key.
+    pub ws_connections: ws::Connections,
     next_session: AtomicU64,
 }
 
@@ -57,6 +59,7 @@ impl AppState {
         let auth = auth::Auth::new(&config, store.is_some());
         AppState {
             auth,
+            ws_connections: ws::Connections::default(),
             config,
             bus,
             store,

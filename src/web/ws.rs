@@ -24,7 +24,7 @@ use crate::actors::hub::{Hub, HubEvent, Join, Leave, Push, WantsMessages};
 use crate::actors::supervisor::Slot;
 use crate::telemetry::metrics;
 use actix::prelude::*;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
@@ -50,6 +50,50 @@ pub struct WsSession {
     sending: bool,
     last_heard: Instant,
     timeout: Duration,
+    /// Frees this connection's place in its key's count when the session ends.
+    _permit: Permit,
+}
+
+/// Open WebSocket connections per caller (API key, or address without
+/// auth), bounded by `http.ws_max_connections_per_key`.
+#[derive(Debug, Default, Clone)]
+pub struct Connections {
+    open: std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Connections {
+    /// Takes a place for `who` if it holds fewer than `max`.
+    pub fn acquire(&self, who: &str, max: usize) -> Option<Permit> {
+        let mut open = self.open.lock();
+        let n = open.entry(who.to_string()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Permit {
+            connections: self.clone(),
+            who: who.to_string(),
+        })
+    }
+}
+
+/// One open connection's place; released on drop.
+#[derive(Debug)]
+pub struct Permit {
+    connections: Connections,
+    who: String,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock();
+        if let Some(n) = open.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.who);
+            }
+        }
+    }
 }
 
 impl WsSession {
@@ -297,12 +341,27 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
 /// (subscribe/unsubscribe frames, events) is described in `docs/api.md`.
 #[utoipa::path(get, path = "/ws", tag = "live",
     responses((status = 101, description = "WebSocket upgrade: JSON frames"),
-        (status = 400, description = "Not a WebSocket handshake")))]
+        (status = 400, description = "Not a WebSocket handshake", body = super::error::ErrorBody),
+        (status = 429, description = "The key holds http.ws_max_connections_per_key connections", body = super::error::ErrorBody)))]
 pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let who = req
+        .extensions()
+        .get::<super::auth::Caller>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    let max_connections = state.config.http.ws_max_connections_per_key.max(1);
+    let permit = state
+        .ws_connections
+        .acquire(&who, max_connections)
+        .ok_or_else(|| {
+            ApiError::TooManyConnections(format!(
+                "this key already holds {max_connections} WebSocket connections (http.ws_max_connections_per_key)"
+            ))
+        })?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::BadRequest(
             "not_websocket",
@@ -343,6 +402,7 @@ pub async fn connect(
             sending: false,
             last_heard: Instant::now(),
             timeout,
+            _permit: permit,
         };
         s.enqueue(frame, ctx);
         s
