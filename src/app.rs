@@ -136,7 +136,7 @@ pub async fn run(
             store.clone(),
             archive.clone(),
             cache,
-            hub_slot,
+            hub_slot.clone(),
             supervisor.clone(),
         ));
         let (srv, addr) =
@@ -160,9 +160,13 @@ pub async fn run(
         _ = server_stopped => {}
     }
 
-    // 1. Sources.
+    // 1. Sources (WebSocket clients are told to go first, so the server's
+    //    graceful stop does not wait on them).
     supervisor.do_send(ShuttingDown);
     let _ = stop_tx.send(true);
+    if let Some(hub) = hub_slot.get() {
+        let _ = hub.send(hub::CloseAll).await;
+    }
     handle.stop(true).await;
     // 2. Classifier (only the in-process bus loses what is left on it).
     if in_process {

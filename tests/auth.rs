@@ -3,6 +3,7 @@
 mod common;
 
 use common::Starling;
+use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 use starling::web::auth::hash_key;
 use std::path::Path;
@@ -441,6 +442,17 @@ async fn websocket_connections_are_limited_per_key() {
         reopened.is_some(),
         "a closed connection's place is given back"
     );
-    drop((second, admin, reopened));
+    drop((second, reopened));
+    // A clean stop closes the connections still open (1012: restarting).
     s.stop();
+    let mut admin = admin;
+    let mut closed = None;
+    while let Some(frame) = admin.next().await {
+        if let Ok(awc::ws::Frame::Close(reason)) = frame {
+            closed = Some(reason);
+            break;
+        }
+    }
+    let reason = closed.flatten().expect("a close frame with a reason");
+    assert_eq!(reason.code, awc::ws::CloseCode::Restart);
 }

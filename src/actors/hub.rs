@@ -40,7 +40,15 @@ pub enum HubEvent {
     /// Scored posts, for message subscribers (one event per batch, so a
     /// burst takes one mailbox slot, not one per post).
     Messages(Vec<Arc<EnrichedPost>>),
+    /// The server is shutting down: close the connection.
+    Closing,
 }
+
+/// Tells every session to close (shutdown), so that the web server's
+/// graceful stop does not wait on open WebSockets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAll;
 
 /// Delivers an event to a session.
 #[derive(Message, Clone)]
@@ -231,6 +239,18 @@ impl Handler<NewMessages> for Hub {
         }
         let to: Vec<u64> = self.message_subscribers.iter().copied().collect();
         self.push(&to, &Arc::new(HubEvent::Messages(posts)));
+    }
+}
+
+impl Handler<CloseAll> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseAll, _: &mut Context<Self>) {
+        let closing = Arc::new(HubEvent::Closing);
+        for s in self.sessions.values() {
+            // Past the mailbox bound: a full mailbox must not keep it open.
+            s.do_send(Push(Arc::clone(&closing)));
+        }
     }
 }
 

@@ -298,6 +298,10 @@ impl Handler<Push> for WsSession {
                     }
                 }
             }
+            HubEvent::Closing => {
+                self.close(ctx, CloseCode::Restart, "server shutting down");
+                return;
+            }
         }
         for f in frames {
             self.enqueue(f, ctx);
