@@ -84,9 +84,43 @@ impl PostsQuery {
     }
 }
 
-fn entity_of(path: (String, String)) -> Result<EntityRef, ApiError> {
-    let (kind, id) = path;
-    Ok(EntityRef::new(parse_kind(&kind)?, id))
+/// What an entity's post listing works from: the entity, the time range,
+/// the page size, the cursor (listings that page) and the archive.
+struct Listing {
+    entity: EntityRef,
+    range: TimeRange,
+    limit: usize,
+    cursor: Option<String>,
+    archive: std::sync::Arc<crate::archive::PostArchive>,
+}
+
+impl Listing {
+    /// Reads the path and query; `max` bounds the page, `paged` allows a cursor.
+    fn read(
+        state: &AppState,
+        path: web::Path<(String, String)>,
+        q: web::Query<PostsQuery>,
+        max: usize,
+        paged: bool,
+    ) -> Result<Listing, ApiError> {
+        let (kind, id) = path.into_inner();
+        let entity = EntityRef::new(parse_kind(&kind)?, id);
+        let (range, limit) = (q.range()?, q.limit(max)?);
+        let q = q.into_inner();
+        if q.cursor.is_some() && !paged {
+            return Err(ApiError::BadRequest(
+                "invalid_cursor",
+                "this listing is not paged; use limit".into(),
+            ));
+        }
+        Ok(Listing {
+            entity,
+            range,
+            limit,
+            cursor: q.cursor,
+            archive: state.archive()?,
+        })
+    }
 }
 
 /// `GET /api/entities/{kind}/{id}/posts`: newest first, `next_cursor` pages on.
@@ -98,12 +132,12 @@ pub async fn recent(
     path: web::Path<(String, String)>,
     q: web::Query<PostsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let entity = entity_of(path.into_inner())?;
-    let (range, limit) = (q.range()?, q.limit(MAX_POSTS)?);
-    let archive = state.archive()?;
-    let cursor = q.into_inner().cursor;
-    let page =
-        web::block(move || archive.recent(&entity, range, cursor.as_deref(), limit)).await??;
+    let l = Listing::read(&state, path, q, MAX_POSTS, true)?;
+    let page = web::block(move || {
+        l.archive
+            .recent(&l.entity, l.range, l.cursor.as_deref(), l.limit)
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -123,11 +157,8 @@ pub async fn top(
     path: web::Path<(String, String)>,
     q: web::Query<PostsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let entity = entity_of(path.into_inner())?;
-    let (range, limit) = (q.range()?, q.limit(MAX_POSTS)?);
-    no_cursor(&q)?;
-    let archive = state.archive()?;
-    let posts = web::block(move || archive.top(&entity, range, limit)).await??;
+    let l = Listing::read(&state, path, q, MAX_POSTS, false)?;
+    let posts = web::block(move || l.archive.top(&l.entity, l.range, l.limit)).await??;
     Ok(HttpResponse::Ok().json(TopPosts { posts }))
 }
 
@@ -140,22 +171,9 @@ pub async fn authors(
     path: web::Path<(String, String)>,
     q: web::Query<PostsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let entity = entity_of(path.into_inner())?;
-    let (range, limit) = (q.range()?, q.limit(MAX_AUTHORS)?);
-    no_cursor(&q)?;
-    let archive = state.archive()?;
-    let page = web::block(move || archive.authors(&entity, range, limit)).await??;
+    let l = Listing::read(&state, path, q, MAX_AUTHORS, false)?;
+    let page = web::block(move || l.archive.authors(&l.entity, l.range, l.limit)).await??;
     Ok(HttpResponse::Ok().json(page))
-}
-
-fn no_cursor(q: &PostsQuery) -> Result<(), ApiError> {
-    match q.cursor {
-        Some(_) => Err(ApiError::BadRequest(
-            "invalid_cursor",
-            "this listing is not paged; use limit".into(),
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Query of `GET /api/search`.
