@@ -118,6 +118,9 @@ pub struct HttpConfig {
     pub ws_max_frame_bytes: usize,
     /// Outgoing events queued per WebSocket client before the oldest are dropped.
     pub ws_queue_len: usize,
+    /// Seconds a WebSocket client may keep losing frames (its queue never
+    /// draining below half) before it is disconnected as too slow.
+    pub ws_slow_client_grace_s: u64,
     /// Subscriptions one WebSocket connection may hold.
     pub ws_max_subscriptions: usize,
     /// WebSocket connections one API key may hold open at once (one client
@@ -141,7 +144,8 @@ impl Default for HttpConfig {
             max_batch_items: 10_000,
             workers: 0,
             ws_max_frame_bytes: 64 * 1024,
-            ws_queue_len: 256,
+            ws_queue_len: 1_024,
+            ws_slow_client_grace_s: 10,
             ws_max_subscriptions: 16,
             ws_max_connections_per_key: 256,
             ws_client_timeout_s: 30,

@@ -456,3 +456,46 @@ async fn websocket_connections_are_limited_per_key() {
     let reason = closed.flatten().expect("a close frame with a reason");
     assert_eq!(reason.code, awc::ws::CloseCode::Restart);
 }
+
+#[actix_rt::test]
+async fn scheme_case_body_errors_and_pretty_objects_are_handled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let s = Starling::start(&dir.path().join("data"), &["--config", &cfg]);
+    // The auth scheme is case-insensitive.
+    let r = client()
+        .get(s.url("/api/metrics/overall"))
+        .insert_header(("authorization", "bearer read-secret"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 200);
+    // A JSON body that does not fit gets the JSON error shape.
+    let (code, body) = status(
+        &s,
+        "POST",
+        "/api/admin/keys",
+        Some("admin-secret"),
+        Some(json!({"id": "x", "scopes": ["superuser"]})),
+    )
+    .await;
+    assert_eq!(
+        (code, &body["error"]["code"]),
+        (400, &json!("invalid_body")),
+        "{body}"
+    );
+    // One pretty-printed object is one post.
+    let mut pretty = one_post()[0].clone();
+    pretty["id"] = json!("pretty-1");
+    let mut r = client()
+        .post(s.url("/api/ingest"))
+        .insert_header(("authorization", "Bearer ingest-secret"))
+        .insert_header(("content-type", "application/json"))
+        .send_body(serde_json::to_string_pretty(&pretty).expect("json"))
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 202);
+    let answer: Value = r.json().await.expect("json");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    s.stop();
+}

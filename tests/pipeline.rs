@@ -998,6 +998,33 @@ async fn websocket_subscriptions_filter_the_live_feed_and_a_stalled_client_stall
     }
     assert_eq!(seen, reddit);
 
+    // A client that reads gets a whole burst (900 posts in one request,
+    // delivered to the hub in batches of up to 512), none dropped.
+    send_text(&mut ws, r#"{"type":"subscribe","channel":"messages"}"#).await;
+    let all = next_frame(&mut ws, |v| v["type"] == "subscribed").await["subscription"].clone();
+    let burst: Vec<Value> = (0..900)
+        .map(|i| {
+            let mut p = post(i, now);
+            p["id"] = json!(format!("burst-{i}"));
+            p
+        })
+        .collect();
+    let (status, _) = ingest_json(&s, &burst).await;
+    assert_eq!(status, 202);
+    let mut got = std::collections::HashSet::new();
+    while got.len() < burst.len() {
+        let m = next_frame(&mut ws, |v| v["type"] == "message:new").await;
+        let id = m["post"]["id"].as_str().expect("id");
+        assert!(id.starts_with("burst-"), "{id}");
+        got.insert(id.to_string());
+    }
+    send_text(
+        &mut ws,
+        &format!(r#"{{"type":"unsubscribe","subscription":{all}}}"#),
+    )
+    .await;
+    next_frame(&mut ws, |v| v["type"] == "unsubscribed").await;
+
     send_text(&mut ws, r#"{"type":"unsubscribe","subscription":1}"#).await;
     let done = next_frame(&mut ws, |v| v["type"] == "unsubscribed").await;
     assert_eq!(done["subscription"], 1);

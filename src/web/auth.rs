@@ -215,8 +215,12 @@ pub fn required_scope(path: &str) -> Option<Scope> {
 
 fn bearer(req: &ServiceRequest) -> Option<String> {
     if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let v = h.to_str().ok()?;
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        let v = h.to_str().ok()?.trim();
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_string());
     }
     if req.path() == "/ws" {
         return web::Query::<HashMap<String, String>>::from_query(req.query_string())

@@ -67,7 +67,13 @@ fn items(body: &[u8], ndjson: bool) -> Result<Vec<Item>, ApiError> {
         })?;
         return Ok(values.into_iter().map(Ok).enumerate().collect());
     }
-    // NDJSON (also covers a single object): each line on its own.
+    // One JSON object, even pretty-printed over several lines (not NDJSON).
+    if !ndjson && trimmed.first() == Some(&b'{') {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+            return Ok(vec![(0, Ok(value))]);
+        }
+    }
+    // NDJSON: each line on its own.
     let mut out = Vec::new();
     for (index, line) in body.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {

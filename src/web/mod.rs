@@ -153,6 +153,9 @@ pub fn bind(
             .app_data(web::PathConfig::default().error_handler(|e, _| {
                 error::ApiError::BadRequest("invalid_path", e.to_string()).into()
             }))
+            .app_data(web::JsonConfig::default().error_handler(|e, _| {
+                error::ApiError::BadRequest("invalid_body", e.to_string()).into()
+            }))
             .configure(|c| routes::configure(c, &mounted))
             .wrap(actix_web::middleware::from_fn(auth::guard))
             .wrap(actix_web::middleware::from_fn(record_request))

@@ -126,7 +126,7 @@ impl Listing {
 /// `GET /api/entities/{kind}/{id}/posts`: newest first, `next_cursor` pages on.
 #[utoipa::path(get, path = "/api/entities/{kind}/{id}/posts", tag = "posts",
     params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id"), PostsQuery),
-    responses((status = 200, description = "A page of posts, newest first", body = crate::archive::Page), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
+    responses((status = 404, description = "Unknown kind", body = super::error::ErrorBody), (status = 200, description = "A page of posts, newest first", body = crate::archive::Page), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
 pub async fn recent(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -151,7 +151,7 @@ pub struct TopPosts {
 /// `GET /api/entities/{kind}/{id}/posts/top`: most engagement first.
 #[utoipa::path(get, path = "/api/entities/{kind}/{id}/posts/top", tag = "posts",
     params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id"), PostsQuery),
-    responses((status = 200, description = "Top posts by engagement", body = TopPosts), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
+    responses((status = 404, description = "Unknown kind", body = super::error::ErrorBody), (status = 200, description = "Top posts by engagement", body = TopPosts), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
 pub async fn top(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -165,7 +165,7 @@ pub async fn top(
 /// `GET /api/entities/{kind}/{id}/authors`: who posts about it, most posts first.
 #[utoipa::path(get, path = "/api/entities/{kind}/{id}/authors", tag = "posts",
     params(("kind" = String, Path, description = "Entity kind"), ("id" = String, Path, description = "Entity id"), PostsQuery),
-    responses((status = 200, description = "Contributing authors with exact counts", body = crate::archive::AuthorsPage), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
+    responses((status = 404, description = "Unknown kind", body = super::error::ErrorBody), (status = 200, description = "Contributing authors with exact counts", body = crate::archive::AuthorsPage), (status = 400, description = "Bad parameters", body = super::error::ErrorBody)))]
 pub async fn authors(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -228,7 +228,13 @@ pub async fn search(
                     format!("entity `{e}` must be kind:id, e.g. project:SOL"),
                 )
             })?;
-            Some(EntityRef::new(parse_kind(kind)?, id))
+            let kind = crate::domain::EntityKind::parse(kind).ok_or_else(|| {
+                ApiError::BadRequest(
+                    "invalid_entity",
+                    format!("entity `{e}`: unknown kind `{kind}`"),
+                )
+            })?;
+            Some(EntityRef::new(kind, id))
         }
     };
     let sentiment = match p.sentiment.as_deref() {

@@ -41,7 +41,10 @@ pub fn parse_period(s: &str) -> Result<Option<i64>, ApiError> {
             format!("period `{s}` must be a number with s, m, h or d (e.g. 15m, 24h), or `all`"),
         )
     };
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let Some(unit_at) = s.char_indices().last().map(|(i, _)| i) else {
+        return Err(bad());
+    };
+    let (num, unit) = s.split_at(unit_at);
     let n: i64 = num.parse().map_err(|_| bad())?;
     let unit_ms = match unit {
         "s" => 1_000,
@@ -313,9 +316,12 @@ pub fn rank(
     let since = period_ms.map_or(i64::MIN, |p| now_ms - p);
     let records = store.entities(kind, since.saturating_sub(60_000))?;
     let mut rows: Vec<Row> = Vec::with_capacity(records.len());
+    // Share of voice is of the whole kind, whatever the filters keep.
+    let mut total_volume = 0u64;
     for (id, record) in records {
         match period_ms {
             None => {
+                total_volume += record.totals.volume;
                 if filter.keeps(&id, record.totals.volume) {
                     rows.push(Row {
                         id,
@@ -336,6 +342,7 @@ pub fn rank(
                 for (_, w) in store.series(kind, &id, res, start, now_ms)? {
                     m.merge(&w);
                 }
+                total_volume += m.volume;
                 if m.volume == 0 || !filter.keeps(&id, m.volume) {
                     continue;
                 }
@@ -371,7 +378,6 @@ pub fn rank(
             }
         }
     }
-    let total_volume: u64 = rows.iter().map(|r| r.metrics.volume).sum();
     let mut ranked: Vec<RankedEntity> = rows
         .into_iter()
         .map(|row| {
@@ -610,13 +616,28 @@ mod tests {
             id_contains: Some("i".into()),
             ..page(0, 10)
         };
-        let mut got = ids(&list(SortBy::Volume, &busy));
-        got.sort();
-        assert_eq!(got, ["RISE"]);
+        let busy = list(SortBy::Volume, &busy);
+        assert_eq!(ids(&busy), ["RISE"]);
+        let all: u64 = plan.iter().map(|(_, _, after, _)| after).sum();
+        assert!(
+            (busy.entities[0].share_of_voice - 20.0 / all as f64).abs() < 1e-9,
+            "share of voice is of the whole kind, not of the filtered rows"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn periods_never_panic(s in "\\PC{0,12}") {
+            let _ = parse_period(&s);
+        }
     }
 
     #[test]
     fn periods_parse_with_units() {
+        assert!(
+            parse_period("1é").is_err(),
+            "a multi-byte unit is an error, not a panic"
+        );
         assert_eq!(parse_period("15m").ok(), Some(Some(900_000)));
         assert_eq!(parse_period("all").ok(), Some(None));
         assert!(parse_period("15x").is_err());

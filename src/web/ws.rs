@@ -11,9 +11,11 @@
 //! Owns: its subscriptions and outgoing queue. Mailbox: bounded ([`MAILBOX`]);
 //! the hub pushes with `try_send`. The outgoing queue holds at most
 //! `http.ws_queue_len` frames: when a client reads too slowly the oldest
-//! frames are dropped and counted, and a client that has had a whole
-//! queue's worth dropped in a row is told why and disconnected, so one slow
-//! client never slows the hub or anyone else. The server pings every
+//! frames are dropped and counted, and a client that keeps losing frames for
+//! `http.ws_slow_client_grace_s` (its queue never drains below half in that
+//! time) is told why and disconnected, so one slow client never slows the
+//! hub or anyone else, while a fast client that meets a burst larger than
+//! its queue only loses the overflow. The server pings every
 //! [`HEARTBEAT`]; a client silent for `http.ws_client_timeout_s` is
 //! disconnected. Not restarted (a client reconnects).
 
@@ -46,7 +48,10 @@ pub struct WsSession {
     max_subscriptions: usize,
     queue: VecDeque<String>,
     queue_len: usize,
-    dropped_in_a_row: usize,
+    /// Since when frames have been dropped without the queue draining
+    /// below half.
+    dropping_since: Option<Instant>,
+    slow_grace: Duration,
     sending: bool,
     last_heard: Instant,
     timeout: Duration,
@@ -98,26 +103,41 @@ impl Drop for Permit {
 
 impl WsSession {
     fn enqueue(&mut self, frame: String, ctx: &mut Context<Self>) {
+        if self.session.is_none() {
+            return; // closing: nothing more is sent or counted
+        }
         if self.queue.len() >= self.queue_len {
             self.queue.pop_front();
             metrics::HUB_EVENTS_DROPPED.inc();
-            self.dropped_in_a_row += 1;
-            if self.dropped_in_a_row >= self.queue_len {
-                metrics::HUB_CLIENTS_DISCONNECTED_SLOW.inc();
-                tracing::warn!(
-                    session = self.id,
-                    "disconnecting a WebSocket client that stays too slow"
-                );
-                self.close(
-                    ctx,
-                    CloseCode::Policy,
-                    "too slow: the client did not keep up with the feed",
-                );
+            self.dropping_since.get_or_insert_with(Instant::now);
+            if self.too_slow(ctx) {
                 return;
             }
         }
         self.queue.push_back(frame);
         self.pump(ctx);
+    }
+
+    /// Closes the connection if the client has been losing frames for longer
+    /// than the grace; returns whether it did.
+    fn too_slow(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Some(since) = self.dropping_since else {
+            return false;
+        };
+        if since.elapsed() < self.slow_grace {
+            return false;
+        }
+        metrics::HUB_CLIENTS_DISCONNECTED_SLOW.inc();
+        tracing::warn!(
+            session = self.id,
+            "disconnecting a WebSocket client that stays too slow"
+        );
+        self.close(
+            ctx,
+            CloseCode::Policy,
+            "too slow: the client did not keep up with the feed",
+        );
+        true
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
@@ -134,7 +154,9 @@ impl WsSession {
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     act.sending = false;
-                    act.dropped_in_a_row = 0;
+                    if act.queue.len() < act.queue_len / 2 {
+                        act.dropping_since = None;
+                    }
                     if res.is_err() {
                         ctx.stop();
                     } else {
@@ -255,6 +277,9 @@ impl Actor for WsSession {
                 act.close(ctx, CloseCode::Away, "heartbeat timeout");
                 return;
             }
+            if act.too_slow(ctx) {
+                return;
+            }
             act.join_hub(ctx);
             if let Some(mut s) = act.session.clone() {
                 actix::spawn(async move {
@@ -363,7 +388,8 @@ pub async fn connect(
         .acquire(&who, max_connections)
         .ok_or_else(|| {
             ApiError::TooManyConnections(format!(
-                "this key already holds {max_connections} WebSocket connections (http.ws_max_connections_per_key)"
+                "{} already holds {max_connections} WebSocket connections (http.ws_max_connections_per_key)",
+                if who.starts_with("key:") { "this API key" } else { "this client address" }
             ))
         })?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
@@ -390,6 +416,7 @@ pub async fn connect(
     let queue_len = cfg.ws_queue_len.max(1);
     let max_subscriptions = cfg.ws_max_subscriptions.max(1);
     let timeout = Duration::from_secs(cfg.ws_client_timeout_s.max(1));
+    let slow_grace = Duration::from_secs(cfg.ws_slow_client_grace_s);
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
         let mut s = WsSession {
@@ -402,7 +429,8 @@ pub async fn connect(
             max_subscriptions,
             queue: VecDeque::new(),
             queue_len,
-            dropped_in_a_row: 0,
+            dropping_since: None,
+            slow_grace,
             sending: false,
             last_heard: Instant::now(),
             timeout,
