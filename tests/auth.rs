@@ -470,6 +470,32 @@ async fn scheme_case_body_errors_and_pretty_objects_are_handled() {
         .await
         .expect("GET");
     assert_eq!(r.status().as_u16(), 200);
+    // A wrong method on a known path is 405 with Allow; an unknown path 404.
+    let r = client()
+        .delete(s.url("/api/metrics/overall"))
+        .insert_header(("authorization", "Bearer read-secret"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(
+        r.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    let keys = client()
+        .put(s.url("/api/admin/keys"))
+        .insert_header(("authorization", "Bearer admin-secret"))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(
+        keys.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, POST")
+    );
+    assert_eq!(
+        status_of(&s, "GET", "/api/nothing", Some("read-secret")).await,
+        404
+    );
     // A JSON body that does not fit gets the JSON error shape.
     let (code, body) = status(
         &s,

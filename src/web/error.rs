@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Nothing under that name (404).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, the method does not (405, with `Allow`).
+    #[error("method not allowed here; allowed: {}", .0.join(", "))]
+    MethodNotAllowed(Vec<String>),
     /// The body is larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
@@ -65,6 +68,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(c, _) | ApiError::Unprocessable(c, _) => c,
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
@@ -82,6 +86,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -103,6 +108,9 @@ impl ResponseError for ApiError {
                 actix_web::http::header::RETRY_AFTER,
                 retry_after_s.to_string(),
             ));
+        }
+        if let ApiError::MethodNotAllowed(allowed) = self {
+            response.insert_header((actix_web::http::header::ALLOW, allowed.join(", ")));
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));

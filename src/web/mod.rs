@@ -144,7 +144,9 @@ pub fn bind(
         web: state.config.runs(crate::config::Role::Web),
     };
     let cors_origins = cfg.cors_origins.clone();
+    let allowed = routes::Allowed::new(&mounted);
     let server = HttpServer::new(move || {
+        let allowed = allowed.clone();
         App::new()
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
@@ -163,8 +165,15 @@ pub fn bind(
                 !cors_origins.is_empty(),
                 cors(&cors_origins),
             ))
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(error::ApiError::NotFound("no such route".into()))
+            .default_service(web::to(move |req: actix_web::HttpRequest| {
+                let allowed = allowed.methods(req.path());
+                async move {
+                    Err::<actix_web::HttpResponse, _>(if allowed.is_empty() {
+                        error::ApiError::NotFound("no such route".into())
+                    } else {
+                        error::ApiError::MethodNotAllowed(allowed)
+                    })
+                }
             }))
     })
     .disable_signals()

@@ -38,6 +38,36 @@ pub fn mounted_routes(mounted: &Mounted) -> Vec<(Method, &'static str)> {
         .collect()
 }
 
+/// The methods each mounted path pattern answers, to tell a wrong method
+/// (405) from an unknown path (404).
+#[derive(Debug, Clone)]
+pub struct Allowed(Vec<(Method, actix_web::dev::ResourceDef)>);
+
+impl Allowed {
+    /// For the routes `mounted` mounts.
+    pub fn new(mounted: &Mounted) -> Self {
+        Allowed(
+            mounted_routes(mounted)
+                .into_iter()
+                .map(|(m, p)| (m, actix_web::dev::ResourceDef::new(p)))
+                .collect(),
+        )
+    }
+
+    /// The methods `path` answers (empty: no such path).
+    pub fn methods(&self, path: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, def)| def.is_match(path))
+            .map(|(m, _)| m.to_string())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// Every route, once: method, path pattern, handler.
 fn table(mounted: &Mounted) -> Vec<(Method, &'static str, actix_web::Route)> {
     let mut t = vec![
