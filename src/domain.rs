@@ -101,6 +101,34 @@ pub struct Sentiment {
     pub label: SentimentLabel,
     /// Polarity score in −1..1 (negative to positive).
     pub score: f64,
+    /// Probability of each label, from a trained tier (absent from the lexicon tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probs: Option<SentimentProbs>,
+}
+
+/// Probabilities of the three sentiment labels (they sum to 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SentimentProbs {
+    /// p(negative).
+    pub negative: f64,
+    /// p(neutral).
+    pub neutral: f64,
+    /// p(positive).
+    pub positive: f64,
+}
+
+/// The seven emotion classes (Ekman's six and neutral).
+pub const EMOTIONS: [&str; 7] = [
+    "anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral",
+];
+
+/// Emotion of one post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Emotion {
+    /// The most probable of [`EMOTIONS`].
+    pub label: String,
+    /// Probability of each of [`EMOTIONS`] (they sum to 1).
+    pub probs: std::collections::BTreeMap<String, f64>,
 }
 
 /// What the classifier says about one post. Fields a classifier tier does not
@@ -109,9 +137,9 @@ pub struct Sentiment {
 pub struct Scores {
     /// Sentiment label and score; every tier computes it.
     pub sentiment: Sentiment,
-    /// Emotion probabilities, once a trained emotion model exists.
+    /// Emotion, from a trained tier (absent from the lexicon tier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub emotion: Option<Vec<(String, f64)>>,
+    pub emotion: Option<Emotion>,
     /// Toxicity in 0..1, once a trained toxicity model exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toxicity: Option<f64>,

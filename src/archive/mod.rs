@@ -707,6 +707,7 @@ mod tests {
                 sentiment: Sentiment {
                     label: SentimentLabel::Neutral,
                     score: 0.0,
+                    probs: None,
                 },
                 emotion: None,
                 toxicity: None,
@@ -723,7 +724,11 @@ mod tests {
     }
 
     fn with_sentiment(mut p: EnrichedPost, label: SentimentLabel, score: f64) -> EnrichedPost {
-        p.scores.sentiment = Sentiment { label, score };
+        p.scores.sentiment = Sentiment {
+            label,
+            score,
+            probs: None,
+        };
         p
     }
 

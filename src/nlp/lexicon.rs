@@ -62,6 +62,7 @@ impl LexiconScorer {
             sentiment: Sentiment {
                 label: label_for(score),
                 score,
+                probs: None,
             },
             emotion: None,
             toxicity: None,

@@ -235,7 +235,11 @@ mod tests {
         EnrichedPost {
             post: p,
             scores: crate::domain::Scores {
-                sentiment: crate::domain::Sentiment { label, score: 0.0 },
+                sentiment: crate::domain::Sentiment {
+                    label,
+                    score: 0.0,
+                    probs: None,
+                },
                 emotion: None,
                 toxicity: None,
                 churn_risk: None,
