@@ -1,4 +1,5 @@
-//! The command line: `starling run` and `starling config`.
+//! The command line: `starling run` and `starling config`, and the fast
+//! classifier's `classify`, `eval` and `train`.
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +26,92 @@ pub enum Command {
         /// The secret.
         secret: String,
     },
+    /// Classify posts, one per line (or JSON lines with a `text` field), from
+    /// FILE or stdin; writes one JSON object per line to stdout.
+    Classify(ClassifyArgs),
+    /// Score the classifier on a labelled file: accuracy, macro-recall,
+    /// macro-F1 and a confusion matrix.
+    Eval(EvalArgs),
+    /// Train the fast classifier's four heads and write the model directory.
+    Train(TrainArgs),
+}
+
+/// Classifier tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Tier {
+    /// The trained linear model on CPU (`models/fast`, built into the binary).
+    #[default]
+    Fast,
+    /// The encoder model (not built yet).
+    Encoder,
+}
+
+/// Arguments of `starling classify`.
+#[derive(Debug, Args, Clone)]
+pub struct ClassifyArgs {
+    /// Which classifier.
+    #[arg(long, value_enum, default_value_t = Tier::Fast)]
+    pub tier: Tier,
+    /// Load the fast model from this directory instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Input file (UTF-8, one post per line); stdin when absent.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Task of `starling eval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalTask {
+    /// SemEval TSV (`id<TAB>label<TAB>text`) or TweetEval `*_text.txt` (+ `*_labels.txt`).
+    Sentiment,
+    /// GoEmotions ekman TSV.
+    Emotion,
+    /// TweetEval offensive `*_text.txt` (+ `*_labels.txt`).
+    Toxicity,
+    /// `split<TAB>label<TAB>text` (models/data/churn/churn.tsv), `dev` rows by default.
+    Churn,
+}
+
+/// Arguments of `starling eval`.
+#[derive(Debug, Args, Clone)]
+pub struct EvalArgs {
+    /// Which head to score.
+    #[arg(long, value_enum)]
+    pub task: EvalTask,
+    /// Labelled file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Rows of this split only (churn file; default `dev`, `all` for every row).
+    #[arg(long, value_name = "SPLIT")]
+    pub split: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Load the fast model from this directory instead of the built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+}
+
+/// Arguments of `starling train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// The labelled data sets (`../shared/data`).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Where to write the model (`models/fast`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The churn data set (`split<TAB>label<TAB>text`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "models/data/churn/churn.tsv"
+    )]
+    pub churn: PathBuf,
+    /// Seed of the shuffles.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// Flags shared by the subcommands; they override file and environment.

@@ -3,7 +3,8 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use starling::cli::{Cli, Command};
+use starling::cli::{Cli, Command, EvalTask, Tier};
+use starling::nlp::fast::{cmd as fast_cmd, eval::Task};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -16,6 +17,27 @@ fn main() -> anyhow::Result<()> {
             print!("{}", o.load()?.to_toml());
             Ok(())
         }
+        Command::Classify(a) => fast_cmd::run_classify(
+            a.tier == Tier::Encoder,
+            a.model.as_deref(),
+            a.file.as_deref(),
+        ),
+        Command::Eval(a) => {
+            let task = match a.task {
+                EvalTask::Sentiment => Task::Sentiment,
+                EvalTask::Emotion => Task::Emotion,
+                EvalTask::Toxicity => Task::Toxicity,
+                EvalTask::Churn => Task::Churn,
+            };
+            fast_cmd::run_eval(
+                task,
+                &a.file,
+                a.split.as_deref(),
+                a.json,
+                a.model.as_deref(),
+            )
+        }
+        Command::Train(a) => fast_cmd::run_train(a.data, &a.out, a.churn, a.seed),
         Command::Run(o) => {
             let config = o.load()?;
             starling::telemetry::init_logging();

@@ -4,12 +4,17 @@
 //!   ([`LexiconScorer`]).
 //! - [`extract`]: attribution of a post to the entities it is counted under
 //!   ([`Extractor`]).
+//! - [`fast`]: the trained fast classifier tier: sentiment, emotion,
+//!   toxicity and churn risk from one linear model over hashed features
+//!   ([`FastClassifier`]).
 //!
 //! Both are plain `Send + Sync` values built once and shared by the
 //! classifier workers through an `Arc`.
 
 pub mod extract;
+pub mod fast;
 pub mod lexicon;
 
 pub use extract::Extractor;
+pub use fast::FastClassifier;
 pub use lexicon::LexiconScorer;
