@@ -7,7 +7,7 @@ use chrono::DateTime;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use starling::config::EntitiesConfig;
 use starling::domain::{Author, Engagement, Post};
-use starling::nlp::{Extractor, LexiconScorer};
+use starling::nlp::{Extractor, LexiconScorer, Scorer};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -110,6 +110,14 @@ fn bench_score(c: &mut Criterion) {
         b.iter(|| {
             for post in &posts {
                 black_box(scorer.score(black_box(&post.text)));
+            }
+        })
+    });
+    let fast = Scorer::new(starling::config::Tier::Fast).expect("fast model");
+    group.bench_function("fast_linear_scores", |b| {
+        b.iter(|| {
+            for post in &posts {
+                black_box(fast.score(black_box(&post.text)));
             }
         })
     });

@@ -34,7 +34,7 @@ use crate::bus::memory::MemoryBus;
 use crate::bus::Bus;
 use crate::config::{Config, Role};
 use crate::domain::EntityKind;
-use crate::nlp::{Extractor, LexiconScorer};
+use crate::nlp::{Extractor, Scorer};
 use crate::store::cache::HotCache;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::Store;
@@ -122,7 +122,7 @@ pub async fn run(
         ));
     }
     if config.runs(Role::Classify) {
-        start_classifiers(&supervisor, &config, &bus).await;
+        start_classifiers(&supervisor, &config, &bus).await?;
     }
     if config.runs(Role::Ingest) {
         start_connectors(&supervisor, &config, &bus, &stop_rx).await;
@@ -313,8 +313,10 @@ async fn start_classifiers(
     supervisor: &Addr<Supervisor>,
     config: &Arc<Config>,
     bus: &Arc<dyn Bus>,
-) {
-    let scorer = Arc::new(LexiconScorer::new());
+) -> anyhow::Result<()> {
+    let scorer =
+        Arc::new(Scorer::new(config.classifier.tier).context("building the classifier tier")?);
+    tracing::info!(tier = ?config.classifier.tier, "classifier tier ready");
     let extractor = Arc::new(Extractor::new(&config.entities));
     for i in 0..config.classifier.workers {
         let deps = ClassifierDeps {
@@ -341,6 +343,7 @@ async fn start_classifiers(
         )
         .await;
     }
+    Ok(())
 }
 
 /// The synthetic generator (when its rate is above 0) and the replays.

@@ -36,22 +36,13 @@ pub enum Command {
     Train(TrainArgs),
 }
 
-/// Classifier tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Tier {
-    /// The trained linear model on CPU (`models/fast`, built into the binary).
-    #[default]
-    Fast,
-    /// The encoder model (not built yet).
-    Encoder,
-}
-
 /// Arguments of `starling classify`.
 #[derive(Debug, Args, Clone)]
 pub struct ClassifyArgs {
-    /// Which classifier.
-    #[arg(long, value_enum, default_value_t = Tier::Fast)]
-    pub tier: Tier,
+    /// Which classifier: `fast` (built in), `encoder` (not built yet); the
+    /// `lexicon` tier has sentiment only and cannot fill the output.
+    #[arg(long, value_enum, default_value_t = crate::config::Tier::Fast)]
+    pub tier: crate::config::Tier,
     /// Load the fast model from this directory instead of the built-in one.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,

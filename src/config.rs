@@ -382,6 +382,10 @@ pub struct ReplayConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifierConfig {
+    /// The classifier tier: `fast` (trained linear model: sentiment,
+    /// emotion, toxicity, churn risk; the default), `lexicon` (VADER,
+    /// sentiment only) or `encoder` (not built yet).
+    pub tier: Tier,
     /// Worker actors sharing the `classify` consumer.
     pub workers: usize,
     /// Most posts a worker takes from the bus at once.
@@ -391,10 +395,23 @@ pub struct ClassifierConfig {
 impl Default for ClassifierConfig {
     fn default() -> Self {
         ClassifierConfig {
+            tier: Tier::Fast,
             workers: 2,
             batch_size: 512,
         }
     }
+}
+
+/// A classifier tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// The trained linear model (CPU, fast).
+    Fast,
+    /// VADER's lexicon (sentiment only).
+    Lexicon,
+    /// The encoder model (not built yet).
+    Encoder,
 }
 
 /// Attribution of posts to entities.
@@ -615,6 +632,9 @@ impl Config {
         }
         if !(self.connectors.synthetic.rate.is_finite() && self.connectors.synthetic.rate >= 0.0) {
             return bad("connectors.synthetic.rate must be a number >= 0");
+        }
+        if self.classifier.tier == Tier::Encoder && self.runs(Role::Classify) {
+            return bad("classifier.tier = \"encoder\" is not built yet: use \"fast\" (default) or \"lexicon\"");
         }
         if self.classifier.workers == 0 {
             return bad("classifier.workers must be at least 1");

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use starling::cli::{Cli, Command, EvalTask, Tier};
+use starling::cli::{Cli, Command, EvalTask};
 use starling::nlp::fast::{cmd as fast_cmd, eval::Task};
 
 fn main() -> anyhow::Result<()> {
@@ -17,11 +17,9 @@ fn main() -> anyhow::Result<()> {
             print!("{}", o.load()?.to_toml());
             Ok(())
         }
-        Command::Classify(a) => fast_cmd::run_classify(
-            a.tier == Tier::Encoder,
-            a.model.as_deref(),
-            a.file.as_deref(),
-        ),
+        Command::Classify(a) => {
+            fast_cmd::run_classify(a.tier, a.model.as_deref(), a.file.as_deref())
+        }
         Command::Eval(a) => {
             let task = match a.task {
                 EvalTask::Sentiment => Task::Sentiment,

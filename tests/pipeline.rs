@@ -6,7 +6,7 @@ mod common;
 use common::Starling;
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
-use starling::nlp::LexiconScorer;
+use starling::nlp::Scorer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -113,7 +113,8 @@ struct Expected {
 }
 
 fn expected(posts: &[Value]) -> Expected {
-    let scorer = LexiconScorer::new();
+    // The default tier, as the pipeline runs it.
+    let scorer = Scorer::new(starling::config::Tier::Fast).expect("fast model");
     let mut e = Expected {
         volume: 0,
         sentiment_sum: 0.0,
@@ -623,6 +624,14 @@ async fn posts_are_archived_paged_ranked_and_searchable_and_survive_kill_9() {
         assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
     };
     check_pages(&page_through(&s).await);
+
+    // The default (fast) tier fills every score.
+    let one = get(&s, "/api/entities/project/SOL/posts?limit=1").await;
+    let scores = &one["posts"][0]["scores"];
+    assert!(scores["sentiment"]["probs"]["positive"].is_f64(), "{scores}");
+    assert!(scores["emotion"]["label"].is_string(), "{scores}");
+    assert!(scores["toxicity"].is_f64() && scores["churn_risk"].is_f64(), "{scores}");
+    assert_eq!(scores["model"], "fast-linear-v1");
 
     // Top posts by engagement.
     let top = get(&s, "/api/entities/project/SOL/posts/top?limit=5").await;

@@ -2,7 +2,7 @@
 //!
 //! Every worker opens the same durable consumer (`classify`) on the raw
 //! stream, so the pool shares the work; a worker takes a batch, scores each
-//! post with the lexicon scorer, extracts its entities, publishes the
+//! post with the configured tier ([`Scorer`]), extracts its entities, publishes the
 //! enriched post on each shard subject it belongs to
 //! ([`crate::bus::enriched_messages`]; message ids derive from the post id,
 //! so a redelivered raw post is de-duplicated on publish) and only then
@@ -17,7 +17,7 @@ use super::supervisor::LifeGuard;
 use crate::bus::{enriched_messages, pipeline_consumer, Bus, BusError, CLASSIFY_DURABLE};
 use crate::config::{BusConfig, ClassifierConfig};
 use crate::domain::{EnrichedPost, Post};
-use crate::nlp::{Extractor, LexiconScorer};
+use crate::nlp::{Extractor, Scorer};
 use crate::telemetry::metrics;
 use actix::prelude::*;
 use bytes::Bytes;
@@ -32,8 +32,8 @@ pub const MAILBOX: usize = 16;
 pub struct ClassifierDeps {
     /// The bus.
     pub bus: Arc<dyn Bus>,
-    /// Shared scorer.
-    pub scorer: Arc<LexiconScorer>,
+    /// Shared scorer (the configured tier).
+    pub scorer: Arc<Scorer>,
     /// Shared entity extractor.
     pub extractor: Arc<Extractor>,
     /// Pool settings.
@@ -81,7 +81,7 @@ impl Actor for ClassifierWorker {
 }
 
 /// Scores and attributes one post.
-pub fn enrich(post: Post, scorer: &LexiconScorer, extractor: &Extractor) -> EnrichedPost {
+pub fn enrich(post: Post, scorer: &Scorer, extractor: &Extractor) -> EnrichedPost {
     let scores = scorer.score(&post.text);
     let entities = extractor.extract(&post);
     EnrichedPost {

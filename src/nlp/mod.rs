@@ -7,6 +7,8 @@
 //! - [`fast`]: the trained fast classifier tier: sentiment, emotion,
 //!   toxicity and churn risk from one linear model over hashed features
 //!   ([`FastClassifier`]).
+//! - [`scorer`]: the tier a deployment runs, behind one interface
+//!   ([`Scorer`]).
 //!
 //! Both are plain `Send + Sync` values built once and shared by the
 //! classifier workers through an `Arc`.
@@ -14,7 +16,9 @@
 pub mod extract;
 pub mod fast;
 pub mod lexicon;
+pub mod scorer;
 
 pub use extract::Extractor;
 pub use fast::FastClassifier;
 pub use lexicon::LexiconScorer;
+pub use scorer::Scorer;

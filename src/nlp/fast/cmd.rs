@@ -97,16 +97,21 @@ fn model(dir: Option<&Path>) -> anyhow::Result<FastClassifier> {
     })
 }
 
-/// `starling classify`: `encoder` is refused until that tier exists.
+/// `starling classify`: only the fast tier fills every output (`encoder`
+/// is refused until that tier exists, `lexicon` has sentiment only).
 pub fn run_classify(
-    encoder: bool,
+    tier: crate::config::Tier,
     model_dir: Option<&Path>,
     file: Option<&Path>,
 ) -> anyhow::Result<()> {
-    if encoder {
-        anyhow::bail!(
+    match tier {
+        crate::config::Tier::Fast => {}
+        crate::config::Tier::Encoder => anyhow::bail!(
             "the encoder tier is not built yet (it comes with a later issue); use --tier fast"
-        );
+        ),
+        crate::config::Tier::Lexicon => anyhow::bail!(
+            "the lexicon tier scores sentiment only and cannot fill emotion, toxicity and churn_risk; use --tier fast"
+        ),
     }
     let clf = model(model_dir)?;
     let stdout = io::stdout().lock();
@@ -272,7 +277,7 @@ mod tests {
 
     #[test]
     fn encoder_tier_is_refused() {
-        let e = run_classify(true, None, None).unwrap_err();
+        let e = run_classify(crate::config::Tier::Encoder, None, None).unwrap_err();
         assert!(e.to_string().contains("encoder tier is not built"));
     }
 }
