@@ -123,8 +123,8 @@ pub struct HttpConfig {
     pub ws_slow_client_grace_s: u64,
     /// Subscriptions one WebSocket connection may hold.
     pub ws_max_subscriptions: usize,
-    /// WebSocket connections one API key may hold open at once (one client
-    /// address when auth is off); more are refused with 429.
+    /// WebSocket connections one API key may hold open at once; more are
+    /// refused with 429 (no limit when auth is off).
     pub ws_max_connections_per_key: usize,
     /// Seconds without a pong before a WebSocket client is disconnected.
     pub ws_client_timeout_s: u64,

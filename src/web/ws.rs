@@ -56,7 +56,7 @@ pub struct WsSession {
     last_heard: Instant,
     timeout: Duration,
     /// Frees this connection's place in its key's count when the session ends.
-    _permit: Permit,
+    _permit: Option<Permit>,
 }
 
 /// Open WebSocket connections per caller (API key, or address without
@@ -382,16 +382,18 @@ pub async fn connect(
         .get::<super::auth::Caller>()
         .map(|c| c.0.clone())
         .unwrap_or_default();
+    // Per API key; without auth (local, single user) there is no key to count.
     let max_connections = state.config.http.ws_max_connections_per_key.max(1);
-    let permit = state
-        .ws_connections
-        .acquire(&who, max_connections)
-        .ok_or_else(|| {
+    let permit = if who.starts_with("key:") {
+        let permit = state.ws_connections.acquire(&who, max_connections);
+        Some(permit.ok_or_else(|| {
             ApiError::TooManyConnections(format!(
-                "{} already holds {max_connections} WebSocket connections (http.ws_max_connections_per_key)",
-                if who.starts_with("key:") { "this API key" } else { "this client address" }
+                "this API key already holds {max_connections} WebSocket connections (http.ws_max_connections_per_key)"
             ))
-        })?;
+        })?)
+    } else {
+        None
+    };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::BadRequest(
             "not_websocket",
