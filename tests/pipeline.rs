@@ -628,9 +628,15 @@ async fn posts_are_archived_paged_ranked_and_searchable_and_survive_kill_9() {
     // The default (fast) tier fills every score.
     let one = get(&s, "/api/entities/project/SOL/posts?limit=1").await;
     let scores = &one["posts"][0]["scores"];
-    assert!(scores["sentiment"]["probs"]["positive"].is_f64(), "{scores}");
+    assert!(
+        scores["sentiment"]["probs"]["positive"].is_f64(),
+        "{scores}"
+    );
     assert!(scores["emotion"]["label"].is_string(), "{scores}");
-    assert!(scores["toxicity"].is_f64() && scores["churn_risk"].is_f64(), "{scores}");
+    assert!(
+        scores["toxicity"].is_f64() && scores["churn_risk"].is_f64(),
+        "{scores}"
+    );
     assert_eq!(scores["model"], "fast-linear-v1");
 
     // Top posts by engagement.
