@@ -27,9 +27,12 @@ use std::time::Duration;
 /// Control mailbox capacity.
 pub const MAILBOX: usize = 4;
 /// Most posts committed to the index at once.
-const BATCH: usize = 2_048;
-/// Longest wait for a batch to fill (an index commit per batch).
-const BATCH_WAIT: Duration = Duration::from_millis(500);
+const BATCH: usize = 8_192;
+/// How long posts gather before a commit. Each commit writes a segment that
+/// tantivy later merges, so commits are kept few (well inside `ack_wait`).
+const COMMIT_EVERY: Duration = Duration::from_secs(2);
+/// Longest wait of one fetch.
+const FETCH_WAIT: Duration = Duration::from_millis(250);
 
 /// Errors that stop the archiver (the supervisor restarts it).
 #[derive(Debug, thiserror::Error)]
@@ -105,20 +108,25 @@ async fn run(deps: ArchiverDeps) -> Result<(), ArchiverError> {
     }
     let mut consumer = merge::merge(consumers, BATCH);
     loop {
-        let batch = consumer.fetch(BATCH, BATCH_WAIT).await?;
-        if batch.is_empty() {
-            continue;
-        }
-        let mut posts = Vec::with_capacity(batch.len());
-        let mut done = Vec::with_capacity(batch.len());
-        for d in batch {
-            match serde_json::from_slice::<EnrichedPost>(&d.payload) {
-                Ok(p) => {
-                    posts.push(p);
-                    done.push(d);
+        // Gather for COMMIT_EVERY from the first post, or until BATCH.
+        let mut posts = Vec::new();
+        let mut done = Vec::new();
+        let mut first_at: Option<tokio::time::Instant> = None;
+        while posts.len() < BATCH && first_at.is_none_or(|t| t.elapsed() < COMMIT_EVERY) {
+            let batch = consumer.fetch(BATCH - posts.len(), FETCH_WAIT).await?;
+            for d in batch {
+                match serde_json::from_slice::<EnrichedPost>(&d.payload) {
+                    Ok(p) => {
+                        first_at.get_or_insert_with(tokio::time::Instant::now);
+                        posts.push(p);
+                        done.push(d);
+                    }
+                    Err(e) => d.term(&format!("not an enriched post: {e}")).await?,
                 }
-                Err(e) => d.term(&format!("not an enriched post: {e}")).await?,
             }
+        }
+        if posts.is_empty() {
+            continue;
         }
         let archive = deps.archive.clone();
         let n = posts.len() as u64;

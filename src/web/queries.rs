@@ -119,37 +119,46 @@ pub struct EntityView {
     pub latest: LatestWindows,
 }
 
-/// Loads an entity: cache first, store on a miss (then cached).
+/// An entity from the hot cache alone: never touches the store, so it can
+/// run on the async threads (`None` on a miss).
+pub fn entity_cached(cache: &HotCache, kind: EntityKind, id: &str) -> Option<EntityView> {
+    cache.get(kind, id).map(|latest| view_of(kind, id, &latest))
+}
+
+/// Loads an entity: cache first, store on a miss (then cached). Blocks on
+/// a miss: call it from a blocking pool.
 pub fn entity(
     store: &dyn Store,
     cache: &HotCache,
     kind: EntityKind,
     id: &str,
 ) -> Result<Option<EntityView>, ApiError> {
-    let latest = match cache.get(kind, id) {
-        Some(hit) => hit,
-        None => {
-            let Some(record) = store.entity(kind, id)? else {
-                return Ok(None);
-            };
-            let mut latest = EntityLatest {
-                record,
-                latest: Default::default(),
-            };
-            for res in Resolution::ALL {
-                let at = latest.record.last_seen_ms;
-                let window = store
-                    .series(kind, id, res, res.window_start(at), res.window_start(at))?
-                    .pop();
-                if let Some(slot) = latest.latest.get_mut(usize::from(res.tag())) {
-                    *slot = window;
-                }
-            }
-            cache.insert(kind, id, latest)
-        }
+    if let Some(hit) = entity_cached(cache, kind, id) {
+        return Ok(Some(hit));
+    }
+    let Some(record) = store.entity(kind, id)? else {
+        return Ok(None);
     };
+    let mut latest = EntityLatest {
+        record,
+        latest: Default::default(),
+    };
+    for res in Resolution::ALL {
+        let at = latest.record.last_seen_ms;
+        let window = store
+            .series(kind, id, res, res.window_start(at), res.window_start(at))?
+            .pop();
+        if let Some(slot) = latest.latest.get_mut(usize::from(res.tag())) {
+            *slot = window;
+        }
+    }
+    let latest = cache.insert(kind, id, latest);
+    Ok(Some(view_of(kind, id, &latest)))
+}
+
+fn view_of(kind: EntityKind, id: &str, latest: &EntityLatest) -> EntityView {
     let view = |res: Resolution| latest.window(res).map(|(ts, m)| WindowView::new(*ts, m));
-    Ok(Some(EntityView {
+    EntityView {
         kind,
         id: id.to_string(),
         first_seen: rfc3339(latest.record.first_seen_ms),
@@ -160,21 +169,19 @@ pub fn entity(
             m1: view(Resolution::Minute),
             h1: view(Resolution::Hour),
         },
-    }))
+    }
 }
 
-/// `GET /api/metrics/overall`: the macro entity; all zeros before the first post.
-pub fn overall(store: &dyn Store, cache: &HotCache) -> Result<EntityView, ApiError> {
-    Ok(
-        entity(store, cache, EntityKind::Macro, MACRO_ID)?.unwrap_or_else(|| EntityView {
-            kind: EntityKind::Macro,
-            id: MACRO_ID.into(),
-            first_seen: String::new(),
-            last_seen: String::new(),
-            totals: WindowMetrics::default().view(),
-            latest: LatestWindows::default(),
-        }),
-    )
+/// The view of the macro entity before its first post: all zeros.
+pub fn empty_overall() -> EntityView {
+    EntityView {
+        kind: EntityKind::Macro,
+        id: MACRO_ID.into(),
+        first_seen: String::new(),
+        last_seen: String::new(),
+        totals: WindowMetrics::default().view(),
+        latest: LatestWindows::default(),
+    }
 }
 
 /// How to order an entity listing.

@@ -226,9 +226,28 @@ fn now_ms() -> i64 {
 #[utoipa::path(get, path = "/api/metrics/overall", tag = "metrics",
     responses((status = 200, description = "Totals and latest 1s/1m/1h windows", body = queries::EntityView)))]
 pub(crate) async fn overall(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (store, cache) = (state.store()?, state.cache.clone());
-    let view = web::block(move || queries::overall(store.as_ref(), &cache)).await??;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(overall_view(&state).await?))
+}
+
+/// One entity: from the hot cache on the async thread when it is there (no
+/// thread hop), else from the store on the blocking pool.
+pub(crate) async fn lookup(
+    state: &AppState,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Option<queries::EntityView>, ApiError> {
+    if let Some(hit) = queries::entity_cached(&state.cache, kind, id) {
+        return Ok(Some(hit));
+    }
+    let (store, cache, id) = (state.store()?, state.cache.clone(), id.to_string());
+    web::block(move || queries::entity(store.as_ref(), &cache, kind, &id)).await?
+}
+
+/// The whole market; all zeros before the first post.
+pub(crate) async fn overall_view(state: &AppState) -> Result<queries::EntityView, ApiError> {
+    Ok(lookup(state, EntityKind::Macro, crate::domain::MACRO_ID)
+        .await?
+        .unwrap_or_else(queries::empty_overall))
 }
 
 /// Query of the listings.
@@ -345,10 +364,7 @@ pub(crate) async fn get_entity(
 ) -> Result<HttpResponse, ApiError> {
     let (kind, id) = path.into_inner();
     let kind = parse_kind(&kind)?;
-    let (store, cache) = (state.store()?, state.cache.clone());
-    let id2 = id.clone();
-    let view = web::block(move || queries::entity(store.as_ref(), &cache, kind, &id2)).await??;
-    match view {
+    match lookup(&state, kind, &id).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
         None => Err(ApiError::NotFound(format!(
             "no {kind} `{id}` has been seen"

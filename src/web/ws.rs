@@ -21,7 +21,7 @@
 
 use super::error::ApiError;
 use super::subscriptions::{Request, Subscription};
-use super::{queries, AppState};
+use super::AppState;
 use crate::actors::hub::{Hub, HubEvent, Join, Leave, Push, WantsMessages};
 use crate::actors::supervisor::Slot;
 use crate::telemetry::metrics;
@@ -405,11 +405,7 @@ pub async fn connect(
         .max_frame_size(max_frame)
         .aggregate_continuations()
         .max_continuation_size(max_frame);
-    let (store, cache) = (state.store()?, state.cache.clone());
-    let initial = web::block(move || queries::overall(store.as_ref(), &cache))
-        .await
-        .map_err(ApiError::from)?
-        .map_err(actix_web::Error::from)?;
+    let initial = super::routes::overall_view(&state).await?;
     let frame =
         json!({"type": "metrics:initial", "subscription": 0, "overall": initial}).to_string();
     let id = state.next_session_id();
