@@ -21,6 +21,7 @@
 //! VADER's analyzer only holds references to its static lexicons, so
 //! [`LexiconScorer`] is `Send + Sync` and is shared across workers via `Arc`.
 
+use super::truncate;
 use crate::domain::{Scores, Sentiment, SentimentLabel};
 use std::borrow::Cow;
 use std::fmt;
@@ -118,18 +119,6 @@ pub fn label_for(score: f64) -> SentimentLabel {
     } else {
         SentimentLabel::Neutral
     }
-}
-
-/// The longest prefix of `text` of at most `max` bytes ending on a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Normalises emoji sequences so VADER's per-character emoji table and its

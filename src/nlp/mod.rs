@@ -22,3 +22,15 @@ pub use extract::Extractor;
 pub use fast::FastClassifier;
 pub use lexicon::LexiconScorer;
 pub use scorer::Scorer;
+
+/// The longest prefix of `text` of at most `max` bytes ending on a character boundary.
+pub fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

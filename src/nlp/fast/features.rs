@@ -198,17 +198,7 @@ impl Scratch {
     }
 }
 
-/// The longest prefix of `text` of at most `max` bytes ending on a character boundary.
-pub fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+pub use crate::nlp::truncate;
 
 #[inline]
 fn is_ignorable(c: char) -> bool {
