@@ -238,6 +238,19 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
         status_of(&s, "GET", "/api/metrics/overall", Some("admin-secret")).await,
         200
     );
+    // Guessing keys spends the address's bucket: 401s, then 429.
+    let mut guesses = Vec::new();
+    for i in 0..5 {
+        let guess = format!("guess-{i}");
+        guesses.push(status_of(&s, "GET", "/api/metrics/overall", Some(&guess)).await);
+    }
+    assert_eq!(guesses[..3], [401, 401, 401], "{guesses:?}");
+    assert_eq!(guesses[3..], [429, 429], "{guesses:?}");
+    // A valid key is not held back by its address's failures.
+    assert_eq!(
+        status_of(&s, "GET", "/api/metrics/overall", Some("admin-secret")).await,
+        200
+    );
     s.stop();
 }
 

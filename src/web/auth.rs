@@ -242,16 +242,32 @@ pub async fn guard(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let auth = &state.auth;
+    let address = format!(
+        "addr:{}",
+        req.peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    );
+    // Requests without a valid key spend their address's bucket, so keys
+    // cannot be guessed at the server's full speed.
+    let refuse = |e: ApiError| -> actix_web::Error {
+        if auth.limits() {
+            if let Err(retry_after_s) = auth.take(&address) {
+                crate::telemetry::metrics::HTTP_RATE_LIMITED.inc();
+                return ApiError::RateLimited { retry_after_s }.into();
+            }
+        }
+        e.into()
+    };
     let key = if auth.required() {
         let Some(secret) = bearer(&req) else {
-            return Err(ApiError::Unauthorized(
+            return Err(refuse(ApiError::Unauthorized(
                 "an API key is required: send `Authorization: Bearer KEY` (or `?token=KEY` on /ws)"
                     .into(),
-            )
-            .into());
+            )));
         };
         let Some(key) = auth.lookup(&secret) else {
-            return Err(ApiError::Unauthorized("unknown API key".into()).into());
+            return Err(refuse(ApiError::Unauthorized("unknown API key".into())));
         };
         if !key.allows(scope) {
             return Err(ApiError::Forbidden(format!(
@@ -268,12 +284,7 @@ pub async fn guard(
     // Limits apply per key; per client address when auth is off.
     let who = match &key {
         Some(k) => format!("key:{}", k.id),
-        None => format!(
-            "addr:{}",
-            req.peer_addr()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default()
-        ),
+        None => address,
     };
     if auth.limits() {
         if let Err(retry_after_s) = auth.take(&who) {
