@@ -134,6 +134,10 @@ pub struct HttpConfig {
     /// `["https://dash.example.com"]`; `["*"]` allows any; empty (default)
     /// sends no CORS headers, so only same-origin pages can call it.
     pub cors_origins: Vec<String>,
+    /// How long an entity listing's answer is reused for the same query, in
+    /// milliseconds (a listing reads every entity's series; dashboards ask
+    /// the same one often). 0 computes every request.
+    pub listing_cache_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -151,6 +155,7 @@ impl Default for HttpConfig {
             ws_client_timeout_s: 30,
             max_future_skew_s: 300,
             cors_origins: Vec::new(),
+            listing_cache_ms: 1_000,
         }
     }
 }

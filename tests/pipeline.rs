@@ -1048,3 +1048,35 @@ async fn websocket_subscriptions_filter_the_live_feed_and_a_stalled_client_stall
     drop((stalled, ws));
     s.stop();
 }
+
+#[actix_rt::test]
+async fn a_listing_answer_is_reused_for_the_same_query_within_listing_cache_ms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("cache.toml");
+    std::fs::write(&cfg, "[http]\nlisting_cache_ms = 600000\n").expect("config");
+    let s = Starling::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().expect("utf-8")],
+    );
+    let now = chrono::Utc::now();
+    let posts: Vec<Value> = (0..60).map(|i| post(i, now)).collect();
+    let (status, _) = ingest_json(&s, &posts[..30]).await;
+    assert_eq!(status, 202);
+    settle(&s, 30).await;
+    let first = get(&s, "/api/metrics/platforms").await;
+    let (status, _) = ingest_json(&s, &posts[30..]).await;
+    assert_eq!(status, 202);
+    settle(&s, 60).await;
+    // The same query within the reuse window: the same answer.
+    assert_eq!(get(&s, "/api/metrics/platforms").await, first);
+    // Another query is computed afresh and sees every post.
+    let fresh = get(&s, "/api/metrics/platforms?limit=999").await;
+    let total: u64 = fresh["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .map(|e| e["volume"].as_u64().expect("volume"))
+        .sum();
+    assert_eq!(total, 60);
+    s.stop();
+}

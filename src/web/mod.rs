@@ -42,6 +42,8 @@ pub struct AppState {
     pub auth: auth::Auth,
     /// Open WebSocket connections per key.
     pub ws_connections: ws::Connections,
+    /// Recent listing answers by query (`http.listing_cache_ms`).
+    pub listings: moka::sync::Cache<String, Arc<queries::Ranking>>,
     next_session: AtomicU64,
 }
 
@@ -60,6 +62,12 @@ impl AppState {
         AppState {
             auth,
             ws_connections: ws::Connections::default(),
+            listings: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_millis(
+                    config.http.listing_cache_ms.max(1),
+                ))
+                .build(),
             config,
             bus,
             store,

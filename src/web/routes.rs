@@ -298,6 +298,11 @@ async fn ranked(
         offset: q.offset.unwrap_or(0),
         limit,
     };
+    let reuse = state.config.http.listing_cache_ms > 0;
+    let key = format!("{kind}|{label}|{sort:?}|{filter:?}");
+    if let Some(hit) = state.listings.get(&key).filter(|_| reuse) {
+        return Ok(HttpResponse::Ok().json(hit.as_ref()));
+    }
     let store = state.store()?;
     let ranking = web::block(move || {
         queries::rank(
@@ -311,7 +316,11 @@ async fn ranked(
         )
     })
     .await??;
-    Ok(HttpResponse::Ok().json(ranking))
+    let ranking = std::sync::Arc::new(ranking);
+    if reuse {
+        state.listings.insert(key, ranking.clone());
+    }
+    Ok(HttpResponse::Ok().json(ranking.as_ref()))
 }
 
 /// A breakdown ranked over a period (default `all`).
