@@ -103,6 +103,26 @@ pub struct Row<'a> {
     pub extra: Vec<String>,
 }
 
+/// Rows of names and percentiles only.
+pub fn plain_rows<'a>(list: &'a [(&'a str, Option<Latency>)]) -> Vec<Row<'a>> {
+    list.iter()
+        .map(|(name, latency)| Row {
+            name,
+            latency: latency.as_ref(),
+            extra: vec![],
+        })
+        .collect()
+}
+
+/// A per-second series, comma-separated (`1,234, 5,678, …`).
+pub fn per_second(counts: &[u64]) -> String {
+    counts
+        .iter()
+        .map(|n| fmt_int(*n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A markdown table: `first`, p50 … max, then `extra` columns.
 pub fn latency_table(first: &str, extra: &[&str], rows: &[Row<'_>]) -> String {
     let mut head = vec![

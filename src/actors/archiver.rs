@@ -14,7 +14,7 @@
 //! the bus. Restart policy: permanent; a failed commit stops the actor and
 //! its unacknowledged messages come again.
 
-use super::supervisor::LifeGuard;
+use super::supervisor::{run_work, LifeGuard};
 use crate::archive::{ArchiveError, PostArchive};
 use crate::bus::{archive_durable, merge, pipeline_consumer, Bus, BusError};
 use crate::config::BusConfig;
@@ -84,16 +84,12 @@ impl Actor for Archiver {
         let Some(deps) = self.deps.take() else {
             return;
         };
-        ctx.spawn(
-            async move { run(deps).await }
-                .into_actor(self)
-                .map(|res, act, ctx| {
-                    match res {
-                        Err(ArchiverError::Bus(BusError::Closed)) | Ok(()) => {}
-                        Err(e) => act.guard.fail(e.to_string()),
-                    }
-                    ctx.stop();
-                }),
+        run_work(
+            self,
+            ctx,
+            run(deps),
+            |a| &mut a.guard,
+            |e| matches!(e, ArchiverError::Bus(BusError::Closed)),
         );
     }
 }
@@ -108,7 +104,8 @@ async fn run(deps: ArchiverDeps) -> Result<(), ArchiverError> {
     }
     let mut consumer = merge::merge(consumers, BATCH);
     loop {
-        // Gather for COMMIT_EVERY from the first post, or until BATCH.
+        // Gather for COMMIT_EVERY from the first post, or until BATCH (the
+        // loop ends only once a post has come).
         let mut posts = Vec::new();
         let mut done = Vec::new();
         let mut first_at: Option<tokio::time::Instant> = None;
@@ -124,9 +121,6 @@ async fn run(deps: ArchiverDeps) -> Result<(), ArchiverError> {
                     Err(e) => d.term(&format!("not an enriched post: {e}")).await?,
                 }
             }
-        }
-        if posts.is_empty() {
-            continue;
         }
         let archive = deps.archive.clone();
         let n = posts.len() as u64;

@@ -13,7 +13,7 @@
 //! shared, read-only). Mailbox: none used (data path is the bus); capacity
 //! [`MAILBOX`]. Restart policy: permanent.
 
-use super::supervisor::LifeGuard;
+use super::supervisor::{run_work, LifeGuard};
 use crate::bus::{enriched_messages, pipeline_consumer, Bus, BusError, CLASSIFY_DURABLE};
 use crate::config::{BusConfig, ClassifierConfig};
 use crate::domain::{EnrichedPost, Post};
@@ -65,17 +65,13 @@ impl Actor for ClassifierWorker {
         let Some(deps) = self.deps.take() else {
             return;
         };
-        ctx.spawn(
-            async move { run(deps).await }
-                .into_actor(self)
-                .map(|res, act, ctx| {
-                    match res {
-                        // The bus closes only at shutdown: a clean end.
-                        Err(BusError::Closed) | Ok(()) => {}
-                        Err(e) => act.guard.fail(e.to_string()),
-                    }
-                    ctx.stop();
-                }),
+        run_work(
+            self,
+            ctx,
+            run(deps),
+            |a| &mut a.guard,
+            // The bus closes only at shutdown: a clean end.
+            |e| matches!(e, BusError::Closed),
         );
     }
 }

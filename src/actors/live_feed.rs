@@ -7,7 +7,7 @@
 //! ([`MAILBOX`]). Restart policy: permanent.
 
 use super::hub::{Hub, NewMessages};
-use super::supervisor::{LifeGuard, Slot};
+use super::supervisor::{run_work, LifeGuard, Slot};
 use crate::bus::{pipeline_consumer, Bus, BusError, LIVE_FEED_DURABLE};
 use crate::config::BusConfig;
 use crate::domain::EnrichedPost;
@@ -42,16 +42,12 @@ impl Actor for LiveFeed {
         let Some((bus, cfg, hub)) = self.work.take() else {
             return;
         };
-        ctx.spawn(
-            async move { run(bus, cfg, hub).await }
-                .into_actor(self)
-                .map(|res, act, ctx| {
-                    match res {
-                        Err(BusError::Closed) | Ok(()) => {}
-                        Err(e) => act.guard.fail(e.to_string()),
-                    }
-                    ctx.stop();
-                }),
+        run_work(
+            self,
+            ctx,
+            run(bus, cfg, hub),
+            |a| &mut a.guard,
+            |e| matches!(e, BusError::Closed),
         );
     }
 }

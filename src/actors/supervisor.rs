@@ -54,6 +54,31 @@ pub struct ChildSpec {
     pub factory: Factory,
 }
 
+/// Runs a consumer actor's work loop on its context and stops the actor
+/// when the loop ends. `Ok`, or an error `at_shutdown` recognises (the bus
+/// closing when the process stops), is a clean end; any other error is the
+/// child's failure, recorded in the guard `guard` points at, and the
+/// supervisor restarts it after its back-off.
+pub fn run_work<A, E>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    work: impl std::future::Future<Output = Result<(), E>> + 'static,
+    guard: fn(&mut A) -> &mut LifeGuard,
+    at_shutdown: fn(&E) -> bool,
+) where
+    A: Actor<Context = Context<A>>,
+    E: std::fmt::Display + 'static,
+{
+    ctx.spawn(work.into_actor(act).map(move |res, act, ctx| {
+        if let Err(e) = res {
+            if !at_shutdown(&e) {
+                guard(act).fail(e.to_string());
+            }
+        }
+        ctx.stop();
+    }));
+}
+
 /// Owned by a supervised actor; reports its end to the supervisor on drop.
 pub struct LifeGuard {
     name: String,

@@ -198,10 +198,25 @@ impl Auth {
     }
 }
 
-/// Who made a request, for per-key limits: `key:<id>`, or `addr:<ip>` when
-/// auth is off. Set by [`guard`] on every request that needs a scope.
+/// Who made a request, for per-key limits. Set by [`guard`] on every
+/// request that needs a scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller(pub String);
+pub enum Caller {
+    /// An API key, by id.
+    Key(String),
+    /// A client address (auth off, or no valid key).
+    Address(String),
+}
+
+impl Caller {
+    /// The name of this caller's rate-limit bucket.
+    fn bucket(&self) -> String {
+        match self {
+            Caller::Key(id) => format!("key:{id}"),
+            Caller::Address(ip) => format!("addr:{ip}"),
+        }
+    }
+}
 
 /// The scope a request needs, if any.
 pub fn required_scope(path: &str) -> Option<Scope> {
@@ -242,17 +257,18 @@ pub async fn guard(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let auth = &state.auth;
-    let address = format!(
-        "addr:{}",
-        req.peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default()
-    );
+    let address = || {
+        Caller::Address(
+            req.peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+        )
+    };
     // Requests without a valid key spend their address's bucket, so keys
     // cannot be guessed at the server's full speed.
     let refuse = |e: ApiError| -> actix_web::Error {
         if auth.limits() {
-            if let Err(retry_after_s) = auth.take(&address) {
+            if let Err(retry_after_s) = auth.take(&address().bucket()) {
                 crate::telemetry::metrics::HTTP_RATE_LIMITED.inc();
                 return ApiError::RateLimited { retry_after_s }.into();
             }
@@ -282,17 +298,17 @@ pub async fn guard(
         None
     };
     // Limits apply per key; per client address when auth is off.
-    let who = match &key {
-        Some(k) => format!("key:{}", k.id),
-        None => address,
+    let caller = match &key {
+        Some(k) => Caller::Key(k.id.clone()),
+        None => address(),
     };
     if auth.limits() {
-        if let Err(retry_after_s) = auth.take(&who) {
+        if let Err(retry_after_s) = auth.take(&caller.bucket()) {
             crate::telemetry::metrics::HTTP_RATE_LIMITED.inc();
             return Err(ApiError::RateLimited { retry_after_s }.into());
         }
     }
-    req.extensions_mut().insert(Caller(who));
+    req.extensions_mut().insert(caller);
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 

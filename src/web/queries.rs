@@ -230,7 +230,8 @@ impl SortBy {
 pub struct ListFilter {
     /// Only entities with at least this volume over the period.
     pub min_volume: u64,
-    /// Only entities whose id contains this text (case-insensitive).
+    /// Only entities whose id contains this text, given in lower case
+    /// (the match is case-insensitive).
     pub id_contains: Option<String>,
     /// Rows to skip (paging).
     pub offset: usize,
@@ -244,7 +245,7 @@ impl ListFilter {
             && self
                 .id_contains
                 .as_ref()
-                .is_none_or(|q| id.to_lowercase().contains(&q.to_lowercase()))
+                .is_none_or(|q| id.to_lowercase().contains(q.as_str()))
     }
 }
 

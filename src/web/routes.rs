@@ -294,7 +294,7 @@ async fn ranked(
     }
     let filter = queries::ListFilter {
         min_volume: q.min_volume.unwrap_or(0),
-        id_contains: q.q.filter(|t| !t.is_empty()),
+        id_contains: q.q.filter(|t| !t.is_empty()).map(|t| t.to_lowercase()),
         offset: q.offset.unwrap_or(0),
         limit,
     };

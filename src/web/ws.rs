@@ -59,8 +59,8 @@ pub struct WsSession {
     _permit: Option<Permit>,
 }
 
-/// Open WebSocket connections per caller (API key, or address without
-/// auth), bounded by `http.ws_max_connections_per_key`.
+/// Open WebSocket connections per API key, bounded by
+/// `http.ws_max_connections_per_key`.
 #[derive(Debug, Default, Clone)]
 pub struct Connections {
     open: std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, usize>>>,
@@ -377,22 +377,19 @@ pub async fn connect(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let who = req
-        .extensions()
-        .get::<super::auth::Caller>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
     // Per API key; without auth (local, single user) there is no key to count.
+    let key = match req.extensions().get::<super::auth::Caller>() {
+        Some(super::auth::Caller::Key(id)) => Some(id.clone()),
+        _ => None,
+    };
     let max_connections = state.config.http.ws_max_connections_per_key.max(1);
-    let permit = if who.starts_with("key:") {
-        let permit = state.ws_connections.acquire(&who, max_connections);
-        Some(permit.ok_or_else(|| {
+    let permit = match key {
+        Some(id) => Some(state.ws_connections.acquire(&id, max_connections).ok_or_else(|| {
             ApiError::TooManyConnections(format!(
                 "this API key already holds {max_connections} WebSocket connections (http.ws_max_connections_per_key)"
             ))
-        })?)
-    } else {
-        None
+        })?),
+        None => None,
     };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::BadRequest(

@@ -614,12 +614,7 @@ pub fn run(ctx: &RunContext<'_>, cfg: &RestLookups) -> Result<Outcome> {
     }
     md.push_str(&format!(
         "\nCompleted requests per second (all phases): {}\n",
-        stats
-            .per_second
-            .iter()
-            .map(|n| fmt_int(*n))
-            .collect::<Vec<_>>()
-            .join(", ")
+        report::per_second(&stats.per_second)
     ));
 
     let cached = &classes[0].1;

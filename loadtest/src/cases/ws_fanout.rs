@@ -22,7 +22,7 @@
 
 use super::{Schedule, CONNECT_HINT};
 use crate::config::WsFanout;
-use crate::report::{self, fmt_int, fmt_rate, Latency, Row};
+use crate::report::{self, fmt_int, fmt_rate, Latency};
 use crate::{http, Outcome, RunContext};
 use anyhow::{bail, Result};
 use awc::ws::{CloseCode, Frame, Message};
@@ -775,24 +775,10 @@ fn summarize(
         ws_clients.map_or(String::new(), |n| format!(", {n} clients connected (`starling_ws_clients` half-way)"))
     ));
     md.push_str("Connection:\n\n");
-    let rows: Vec<Row<'_>> = connect
-        .iter()
-        .map(|(n, l)| Row {
-            name: n,
-            latency: l.as_ref(),
-            extra: vec![],
-        })
-        .collect();
+    let rows = report::plain_rows(&connect);
     md.push_str(&report::latency_table("step", &[], &rows));
     md.push_str("\nDelivery latency over all clients (receive time − the time the frame carries; one clock, same machine):\n\n");
-    let rows: Vec<Row<'_>> = lat
-        .iter()
-        .map(|(n, l)| Row {
-            name: n,
-            latency: l.as_ref(),
-            extra: vec![],
-        })
-        .collect();
+    let rows = report::plain_rows(&lat);
     md.push_str(&report::latency_table("event", &[], &rows));
     if let Some((i, c)) = slowest {
         let m = Latency::of(&c.metrics_latency);
@@ -809,18 +795,10 @@ fn summarize(
         md.push_str(&report::latency_table(
             "event (slowest client)",
             &[],
-            &[
-                Row {
-                    name: "metrics:update — hub tick → client",
-                    latency: m.as_ref(),
-                    extra: vec![],
-                },
-                Row {
-                    name: "message:new — created_at → client",
-                    latency: g.as_ref(),
-                    extra: vec![],
-                },
-            ],
+            &report::plain_rows(&[
+                ("metrics:update — hub tick → client", m),
+                ("message:new — created_at → client", g),
+            ]),
         ));
     }
     md.push_str(&format!(
@@ -876,12 +854,7 @@ fn summarize(
     }
     md.push_str(&format!(
         "\nText frames received per second by all clients (all phases): {}\n",
-        stats
-            .per_second
-            .iter()
-            .map(|n| fmt_int(*n))
-            .collect::<Vec<_>>()
-            .join(", ")
+        report::per_second(&stats.per_second)
     ));
 
     notes.insert(

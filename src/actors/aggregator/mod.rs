@@ -28,7 +28,7 @@ pub mod window;
 use self::open::{Admit, Closed, OpenWindows};
 use self::window::{id_hash, post_key, post_weight, Contribution, Resolution, WindowMetrics};
 use super::store_writer::{Apply, StoreWriter};
-use super::supervisor::{LifeGuard, Slot};
+use super::supervisor::{run_work, LifeGuard, Slot};
 use crate::bus::{
     aggregate_durable, merge, pipeline_consumer, shard_of, Bus, BusError, Delivery, Subject,
 };
@@ -119,18 +119,13 @@ impl Actor for Aggregator {
         let (Some(deps), Some(drain_rx)) = (self.deps.take(), self.drain_rx.take()) else {
             return;
         };
-        let kind = self.kind;
-        ctx.spawn(
-            async move { run(kind, deps, drain_rx).await }
-                .into_actor(self)
-                .map(|res, act, ctx| {
-                    match res {
-                        // The bus closes only at shutdown: a clean end.
-                        Err(AggregatorError::Bus(BusError::Closed)) | Ok(()) => {}
-                        Err(e) => act.guard.fail(e.to_string()),
-                    }
-                    ctx.stop();
-                }),
+        run_work(
+            self,
+            ctx,
+            run(self.kind, deps, drain_rx),
+            |a| &mut a.guard,
+            // The bus closes only at shutdown: a clean end.
+            |e| matches!(e, AggregatorError::Bus(BusError::Closed)),
         );
     }
 }
