@@ -18,6 +18,7 @@
 //! kind's watermark, so a post seen before the restart is not counted again.
 
 use crate::actors::aggregator::{Aggregator, AggregatorDeps, Drain};
+use crate::actors::alerts::{self, AlertActor, AlertDeps};
 use crate::actors::archiver::{self, Archiver, ArchiverDeps};
 use crate::actors::classifier::{self, ClassifierDeps, ClassifierWorker};
 use crate::actors::connectors::replay::Replay;
@@ -28,6 +29,7 @@ use crate::actors::store_writer::{self, StoreWriter};
 use crate::actors::supervisor::{
     AddChild, ChildContext, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
 };
+use crate::actors::webhooks::{self as webhook_actor, Dispatcher, WebhookDeps};
 use crate::archive::PostArchive;
 use crate::bus::jetstream::JetStreamBus;
 use crate::bus::memory::MemoryBus;
@@ -35,8 +37,10 @@ use crate::bus::Bus;
 use crate::config::{Config, Role};
 use crate::domain::EntityKind;
 use crate::nlp::{Extractor, Scorer};
+use crate::store::alerts::{AlertStore, EmbeddedAlerts};
 use crate::store::cache::HotCache;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::webhooks::{EmbeddedWebhooks, WebhookStore};
 use crate::store::Store;
 use crate::web::{self, AppState};
 use actix::prelude::*;
@@ -83,17 +87,22 @@ pub async fn run(
     bus.ensure_consumers(&crate::bus::pipeline_consumers(&config.bus))
         .await
         .context("creating the pipeline's consumers")?;
-    let (store, archive): (Option<Arc<dyn Store>>, Option<Arc<PostArchive>>) = if config
-        .runs(Role::Aggregate)
-    {
+    let mut webhooks: Option<Arc<dyn WebhookStore>> = None;
+    let (store, archive, alerts) = if config.runs(Role::Aggregate) {
         let embedded = EmbeddedStore::open(&config.store)
             .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
+        let alerts: Arc<dyn AlertStore> =
+            Arc::new(EmbeddedAlerts::open(&embedded).context("opening the alert store")?);
+        webhooks = Some(Arc::new(
+            EmbeddedWebhooks::open(&embedded).context("opening the webhook store")?,
+        ));
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
             .with_context(|| format!("opening the post archive in {}", dir.display()))?;
-        (Some(Arc::new(embedded)), Some(Arc::new(archive)))
+        let store: Arc<dyn Store> = Arc::new(embedded);
+        (Some(store), Some(Arc::new(archive)), Some(alerts))
     } else {
-        (None, None)
+        (None, None, None)
     };
     let cache = HotCache::new(config.store.cache_entries);
     let supervisor = Supervisor::new(config.supervisor.clone()).start();
@@ -101,6 +110,7 @@ pub async fn run(
 
     // Sinks first, sources last.
     let hub_slot: Slot<Hub> = Slot::default();
+    let alert_slot: Slot<AlertActor> = Slot::default();
     let mut aggregators: Vec<Slot<Aggregator>> = Vec::new();
     let mut retention = None;
     if let (Some(store), Some(archive)) = (&store, &archive) {
@@ -115,6 +125,12 @@ pub async fn run(
         )
         .await;
         start_archiver(&supervisor, &config, &bus, archive).await;
+        if let Some(alerts) = &alerts {
+            start_alerts(&supervisor, &config, &bus, alerts, &hub_slot, &alert_slot).await;
+        }
+        if let (Some(alerts), Some(webhooks)) = (&alerts, &webhooks) {
+            start_webhooks(&supervisor, &config, alerts, webhooks).await;
+        }
         retention = Some(spawn_retention(
             store.clone(),
             archive.clone(),
@@ -130,15 +146,19 @@ pub async fn run(
 
     // Every process serves health and metrics; ingest and lookups by role.
     let server = {
-        let state = actix_web::web::Data::new(AppState::new(
-            config.clone(),
-            bus.clone(),
-            store.clone(),
-            archive.clone(),
-            cache,
-            hub_slot.clone(),
-            supervisor.clone(),
-        ));
+        let state = actix_web::web::Data::new(
+            AppState::new(
+                config.clone(),
+                bus.clone(),
+                store.clone(),
+                archive.clone(),
+                cache,
+                hub_slot.clone(),
+                supervisor.clone(),
+            )
+            .with_alerts(alerts.clone(), alert_slot.clone())
+            .with_webhooks(webhooks.clone()),
+        );
         let (srv, addr) =
             web::bind(state).with_context(|| format!("binding {}", config.http.listen))?;
         (srv.handle(), actix_rt::spawn(srv), addr)
@@ -419,6 +439,76 @@ async fn start_archiver(
             Archiver::start_in_arbiter(&c.arbiter, move |ctx| {
                 ctx.set_mailbox_capacity(archiver::MAILBOX);
                 Archiver::new(deps, c.guard)
+            });
+            Ok(())
+        },
+    )
+    .await;
+}
+
+/// The alert engine, in the process that owns the store.
+async fn start_alerts(
+    supervisor: &Addr<Supervisor>,
+    config: &Arc<Config>,
+    bus: &Arc<dyn Bus>,
+    store: &Arc<dyn AlertStore>,
+    hub: &Slot<Hub>,
+    slot: &Slot<AlertActor>,
+) {
+    let deps = AlertDeps {
+        bus: bus.clone(),
+        store: store.clone(),
+        cfg: config.alerts.clone(),
+        kol_followers: config.entities.kol_followers,
+        bus_cfg: config.bus.clone(),
+        hub: hub.clone(),
+    };
+    let slot = slot.clone();
+    add(
+        supervisor,
+        "alerts",
+        "alerts",
+        RestartPolicy::Permanent,
+        move |c| {
+            let deps = deps.clone();
+            let addr = AlertActor::start_in_arbiter(&c.arbiter, move |ctx| {
+                ctx.set_mailbox_capacity(alerts::MAILBOX);
+                AlertActor::new(deps, c.guard)
+            });
+            slot.set(addr);
+            Ok(())
+        },
+    )
+    .await;
+}
+
+/// The webhook dispatcher (unless `webhooks.enabled` is off): alert events
+/// to the endpoints registered over the API.
+async fn start_webhooks(
+    supervisor: &Addr<Supervisor>,
+    config: &Arc<Config>,
+    alerts: &Arc<dyn AlertStore>,
+    webhooks: &Arc<dyn WebhookStore>,
+) {
+    if !config.webhooks.enabled {
+        tracing::info!("webhook delivery is off (webhooks.enabled = false)");
+        return;
+    }
+    let deps = WebhookDeps {
+        alerts: alerts.clone(),
+        store: webhooks.clone(),
+        cfg: config.webhooks.clone(),
+    };
+    add(
+        supervisor,
+        "webhooks",
+        "webhooks",
+        RestartPolicy::Permanent,
+        move |c| {
+            let deps = deps.clone();
+            Dispatcher::start_in_arbiter(&c.arbiter, move |ctx| {
+                ctx.set_mailbox_capacity(webhook_actor::MAILBOX);
+                Dispatcher::new(deps, c.guard)
             });
             Ok(())
         },

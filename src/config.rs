@@ -11,6 +11,7 @@
 //! plain string. Unknown fields, in the file or the environment, are rejected
 //! with the name that was not understood.
 
+use crate::domain::EntityKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -83,6 +84,10 @@ pub struct Config {
     pub aggregation: AggregationConfig,
     /// Actor supervision.
     pub supervisor: SupervisorConfig,
+    /// The alert engine's rules.
+    pub alerts: AlertsConfig,
+    /// Delivery of alert events to registered webhook endpoints.
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -98,6 +103,8 @@ impl Default for Config {
             entities: EntitiesConfig::default(),
             aggregation: AggregationConfig::default(),
             supervisor: SupervisorConfig::default(),
+            alerts: AlertsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -522,6 +529,174 @@ impl Default for AggregationConfig {
     }
 }
 
+/// The alert engine: built-in rules and their thresholds. Custom rules are
+/// created over the API (`/api/alerts/rules`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Evaluate rules at all (when false, posts are read and let go).
+    pub enabled: bool,
+    /// Entity kinds whose series the baseline and custom rules watch
+    /// (per-user and per-post series are too many to watch).
+    pub kinds: Vec<EntityKind>,
+    /// Length of one bucket of an entity's recent series, in seconds; rules
+    /// are evaluated each time a bucket closes.
+    pub bucket_s: u64,
+    /// Window the built-in rules judge (sum of the latest buckets), seconds.
+    pub window_s: u64,
+    /// Half-life of the exponentially weighted baselines, seconds.
+    pub baseline_half_life_s: u64,
+    /// History an entity needs before the baseline rules judge it, seconds
+    /// (baselines live in memory and are rebuilt after a restart).
+    pub warmup_s: u64,
+    /// Event-time slack: a bucket closes once posts this much newer arrive
+    /// (or, with no posts, this much wall time passes).
+    pub lateness_s: u64,
+    /// Fewest posts in the window for a baseline rule to judge it.
+    pub min_volume: u64,
+    /// Deviations past the baseline for a sentiment shift.
+    pub sentiment_k: f64,
+    /// Least deviation of the sentiment baseline (sentiment is −1..1).
+    pub sentiment_floor: f64,
+    /// Deviations past the baseline for a volume spike (deviation at least √mean).
+    pub volume_k: f64,
+    /// A volume spike is also at least this multiple of the baseline mean.
+    pub volume_ratio: f64,
+    /// Deviations past the baseline for a toxicity surge.
+    pub toxicity_k: f64,
+    /// Least mean toxicity of a window that can be a surge.
+    pub toxicity_min: f64,
+    /// Consecutive clear buckets that resolve a baseline or custom alert.
+    pub clear_buckets: u32,
+    /// Seconds after a baseline alert resolves before the same rule may
+    /// alert on the same entity again.
+    pub cooldown_s: u64,
+    /// Churn risk from which a post raises a churn alert.
+    pub churn_threshold: f64,
+    /// Churn posts about an entity within this many seconds of the last one
+    /// are grouped into its open churn alert; a quiet period this long
+    /// resolves it.
+    pub churn_group_s: u64,
+    /// Absolute sentiment from which a KOL's post about a project alerts.
+    pub kol_min_sentiment: f64,
+    /// Seconds before the same KOL may alert on the same project again.
+    pub kol_cooldown_s: u64,
+    /// Entities tracked at most (the least recently active are let go first).
+    pub max_entities: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            enabled: true,
+            kinds: vec![
+                EntityKind::Kol,
+                EntityKind::Project,
+                EntityKind::Topic,
+                EntityKind::Narrative,
+                EntityKind::Macro,
+                EntityKind::Platform,
+                EntityKind::Channel,
+                EntityKind::Product,
+                EntityKind::Geo,
+            ],
+            bucket_s: 5,
+            window_s: 30,
+            baseline_half_life_s: 900,
+            warmup_s: 300,
+            lateness_s: 2,
+            min_volume: 15,
+            sentiment_k: 4.0,
+            sentiment_floor: 0.05,
+            volume_k: 5.0,
+            volume_ratio: 2.0,
+            toxicity_k: 4.0,
+            toxicity_min: 0.3,
+            clear_buckets: 6,
+            cooldown_s: 300,
+            churn_threshold: 0.7,
+            churn_group_s: 300,
+            kol_min_sentiment: 0.6,
+            kol_cooldown_s: 3_600,
+            max_entities: 20_000,
+        }
+    }
+}
+
+/// Delivery of alert events to the webhook endpoints registered over the
+/// API (`/api/webhooks`): retries, back-off and when an endpoint is paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Run the dispatcher (when false, endpoints can still be registered and
+    /// alert events are turned into deliveries once it runs again).
+    pub enabled: bool,
+    /// Back-off after a first failed attempt, in milliseconds; it doubles
+    /// with every further failure of the same delivery, and the actual wait
+    /// is drawn uniformly between 0 and that (full jitter).
+    pub backoff_base_ms: u64,
+    /// Cap of the back-off before jitter, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Time limit of one delivery attempt (connect, send, response head), in
+    /// milliseconds; past it the attempt counts as failed.
+    pub timeout_ms: u64,
+    /// Consecutive failed attempts after which an endpoint is paused (no
+    /// more attempts until `POST /api/webhooks/{id}/resume`).
+    pub max_consecutive_failures: u32,
+    /// An endpoint whose oldest pending delivery is older than this, in
+    /// seconds, is paused at its next failed attempt.
+    pub max_age_s: u64,
+    /// Deliveries in flight at once per endpoint (endpoints never wait on
+    /// each other).
+    pub max_in_flight_per_endpoint: usize,
+    /// How often the alert event log and the outbox are looked at when
+    /// nothing woke the dispatcher, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Most endpoints that can be registered.
+    pub max_endpoints: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            enabled: true,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 600_000,
+            timeout_ms: 10_000,
+            max_consecutive_failures: 10,
+            max_age_s: 86_400,
+            max_in_flight_per_endpoint: 4,
+            poll_interval_ms: 1_000,
+            max_endpoints: 100,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// Checks values the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("webhooks.{m}")));
+        if self.backoff_base_ms == 0 || self.backoff_max_ms < self.backoff_base_ms {
+            return bad(
+                "backoff_base_ms must be at least 1 and backoff_max_ms at least backoff_base_ms",
+            );
+        }
+        if self.timeout_ms == 0 || self.poll_interval_ms == 0 {
+            return bad("timeout_ms and poll_interval_ms must be at least 1");
+        }
+        if self.max_consecutive_failures == 0 || self.max_age_s == 0 {
+            return bad("max_consecutive_failures and max_age_s must be at least 1");
+        }
+        if !(1..=64).contains(&self.max_in_flight_per_endpoint) {
+            return bad("max_in_flight_per_endpoint must be 1..=64");
+        }
+        if self.max_endpoints == 0 {
+            return bad("max_endpoints must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// Actor supervision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -686,6 +861,7 @@ impl Config {
         {
             return bad("retention must be at least 1 for every resolution and for posts");
         }
+        self.webhooks.validate()?;
         Ok(())
     }
 

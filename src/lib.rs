@@ -8,6 +8,7 @@
 //! together and owns shutdown; `config` and `cli` say how it is set up.
 
 pub mod actors;
+pub mod alerts;
 pub mod app;
 pub mod archive;
 pub mod bus;

@@ -5,7 +5,8 @@
 //! windows that changed since the last tick (all kinds except per-user and
 //! per-post series, which are too many to push and are read over REST). The
 //! live feed hands it scored posts, which go to the sessions that subscribed
-//! to messages. Sessions filter and serialise what they subscribed to.
+//! to messages; the alert actor hands it alert events, which go to every
+//! session. Sessions filter and serialise what they subscribed to.
 //!
 //! Owns: the session registry and the pending changes. Mailbox: bounded
 //! ([`MAILBOX`]); commits arrive by `try_send` and a full mailbox drops the
@@ -15,6 +16,7 @@
 
 use super::aggregator::window::{MetricsView, Resolution};
 use super::supervisor::LifeGuard;
+use crate::alerts::model::AlertEvent;
 use crate::domain::{EnrichedPost, EntityKind};
 use crate::store::StoredWindow;
 use crate::telemetry::metrics;
@@ -40,6 +42,9 @@ pub enum HubEvent {
     /// Scored posts, for message subscribers (one event per batch, so a
     /// burst takes one mailbox slot, not one per post).
     Messages(Vec<Arc<EnrichedPost>>),
+    /// An alert was raised, updated, acknowledged or resolved (sent to
+    /// every session; alerts subscriptions filter it).
+    Alert(Arc<AlertEvent>),
     /// The server is shutting down: close the connection.
     Closing,
 }
@@ -59,6 +64,11 @@ pub struct Push(pub Arc<HubEvent>);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct NewMessages(pub Vec<Arc<EnrichedPost>>);
+
+/// An alert event from the alert engine.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NewAlert(pub Arc<AlertEvent>);
 
 /// Whether a session wants `message:new` events (has a messages subscription).
 #[derive(Message)]
@@ -239,6 +249,15 @@ impl Handler<NewMessages> for Hub {
         }
         let to: Vec<u64> = self.message_subscribers.iter().copied().collect();
         self.push(&to, &Arc::new(HubEvent::Messages(posts)));
+    }
+}
+
+impl Handler<NewAlert> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, NewAlert(event): NewAlert, _: &mut Context<Self>) {
+        let all: Vec<u64> = self.sessions.keys().copied().collect();
+        self.push(&all, &Arc::new(HubEvent::Alert(event)));
     }
 }
 

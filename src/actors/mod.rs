@@ -1,6 +1,7 @@
 //! The pipeline's stages, each a supervised actix actor.
 
 pub mod aggregator;
+pub mod alerts;
 pub mod archiver;
 pub mod classifier;
 pub mod connectors;
@@ -8,3 +9,4 @@ pub mod hub;
 pub mod live_feed;
 pub mod store_writer;
 pub mod supervisor;
+pub mod webhooks;

@@ -260,6 +260,11 @@ pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
             Filter::Primary,
             LIVE_FEED_DURABLE.to_string(),
         ),
+        spec(
+            StreamName::Enriched,
+            Filter::Primary,
+            ALERTS_DURABLE.to_string(),
+        ),
     ];
     for shard in 0..cfg.shards.max(1) {
         specs.push(spec(
@@ -282,6 +287,9 @@ pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
 
 /// Durable consumer of the live feed (scored posts for WebSocket clients).
 pub const LIVE_FEED_DURABLE: &str = "live-feed";
+
+/// Durable consumer of the alert engine (primary copies: every post once).
+pub const ALERTS_DURABLE: &str = "alerts";
 
 /// Durable consumer shared by the classifier pool.
 pub const CLASSIFY_DURABLE: &str = "classify";

@@ -154,6 +154,17 @@ impl EmbeddedStore {
         Self::open_at(&cfg.data_dir, cfg)
     }
 
+    /// The underlying fjall database, for the stores that share its
+    /// directory and write-ahead log ([`super::alerts::EmbeddedAlerts`]).
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Whether commits are fsynced.
+    pub(crate) fn fsync(&self) -> bool {
+        self.fsync
+    }
+
     /// Opens (or creates) the store in `dir` with `cfg`'s other settings.
     pub fn open_at(dir: &Path, cfg: &StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {

@@ -11,8 +11,10 @@
 //! Calls block; actors call them on their own threads, web handlers through
 //! a blocking pool.
 
+pub mod alerts;
 pub mod cache;
 pub mod embedded;
+pub mod webhooks;
 
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
 use crate::domain::EntityKind;

@@ -76,7 +76,54 @@ counters! {
     HTTP_RATE_LIMITED = "starling_http_rate_limited_total", "Requests refused with 429 by the per-key rate limit.";
     ACTOR_RESTARTS = "starling_actor_restarts_total", "Supervised actor restarts.";
     ACTOR_PANICS = "starling_actor_panics_total", "Supervised actors that panicked.";
+    ALERTS_RAISED = "starling_alerts_raised_total", "Alerts raised by the alert engine (every kind).";
+    ALERTS_RESOLVED = "starling_alerts_resolved_total", "Alerts resolved (condition cleared, churn group quiet, or by hand).";
+    ALERT_LATE_POSTS = "starling_alert_late_posts_total", "Posts that reached the alert engine after their bucket closed (per-post rules only).";
+    WEBHOOK_ENQUEUED = "starling_webhook_enqueued_total", "Webhook deliveries written to the outbox (one per matching endpoint and alert event).";
+    WEBHOOK_DELIVERED = "starling_webhook_delivered_total", "Webhook deliveries answered with a 2xx (removed from the outbox).";
+    WEBHOOK_FAILED_ATTEMPTS = "starling_webhook_failed_attempts_total", "Webhook delivery attempts that failed (non-2xx, timeout, connection error); retried with back-off.";
+    WEBHOOK_PAUSES = "starling_webhook_pauses_total", "Webhook endpoints paused for too many consecutive failures or too old a pending delivery.";
 }
+
+/// A value that goes up and down, set by its owner.
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Gauge {
+    const fn new(name: &'static str, help: &'static str) -> Self {
+        Gauge {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the value.
+    pub fn set(&self, v: u64) {
+        self.value.store(v, Ordering::Relaxed);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// Webhook endpoints currently paused (set by the webhook dispatcher).
+pub static WEBHOOK_PAUSED_ENDPOINTS: Gauge = Gauge::new(
+    "starling_webhook_paused_endpoints",
+    "Webhook endpoints currently paused (no attempts until resumed).",
+);
+/// Deliveries waiting in the webhook outbox (set by the webhook dispatcher).
+pub static WEBHOOK_OUTBOX_DEPTH: Gauge = Gauge::new(
+    "starling_webhook_outbox_depth",
+    "Webhook deliveries waiting in the outbox (pending, retrying or held by a paused endpoint).",
+);
+/// Gauges owned by a stage and rendered with the counters.
+pub static OWNED_GAUGES: &[&Gauge] = &[&WEBHOOK_PAUSED_ENDPOINTS, &WEBHOOK_OUTBOX_DEPTH];
 
 /// Renders every counter plus the given gauges (name, help, labels, value)
 /// in the Prometheus text format.
@@ -90,6 +137,16 @@ pub fn render(gauges: &[(&str, &str, String, f64)]) -> String {
             c.name,
             c.name,
             c.get()
+        ));
+    }
+    for g in OWNED_GAUGES {
+        out.push_str(&format!(
+            "# HELP {} {}\n# TYPE {} gauge\n{} {}\n",
+            g.name,
+            g.help,
+            g.name,
+            g.name,
+            g.get()
         ));
     }
     let mut last = "";

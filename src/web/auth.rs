@@ -1,7 +1,8 @@
 //! API keys, scopes and rate limits.
 //!
 //! Every request except `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` needs a scope:
-//! `ingest` for `POST /api/ingest`, `admin` for `/api/admin/…`, `read` for
+//! `ingest` for `POST /api/ingest`, `admin` for `/api/admin/…` and
+//! `/api/webhooks…`, `read` for
 //! everything else (lookups and `/ws`); `admin` includes the others. When
 //! auth is on (`auth.mode`: `on`, or `auto` on a non-loopback address) the
 //! key comes as `Authorization: Bearer KEY`, or as `?token=KEY` on the
@@ -224,6 +225,7 @@ pub fn required_scope(path: &str) -> Option<Scope> {
         "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" => None,
         "/api/ingest" => Some(Scope::Ingest),
         p if p == "/api/admin" || p.starts_with("/api/admin/") => Some(Scope::Admin),
+        p if p == "/api/webhooks" || p.starts_with("/api/webhooks/") => Some(Scope::Admin),
         _ => Some(Scope::Read),
     }
 }

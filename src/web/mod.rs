@@ -8,13 +8,16 @@ pub mod posts;
 pub mod queries;
 pub mod routes;
 pub mod subscriptions;
+pub mod webhooks;
 pub mod ws;
 
+use crate::actors::alerts::AlertActor;
 use crate::actors::hub::Hub;
 use crate::actors::supervisor::{Slot, Supervisor};
 use crate::archive::PostArchive;
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::store::alerts::AlertStore;
 use crate::store::cache::HotCache;
 use crate::store::Store;
 use actix::Addr;
@@ -44,6 +47,12 @@ pub struct AppState {
     pub ws_connections: ws::Connections,
     /// Recent listing answers by query (`http.listing_cache_ms`).
     pub listings: moka::sync::Cache<String, Arc<queries::Ranking>>,
+    /// Alerts, rules and the alert event log, beside the store.
+    alerts: Option<Arc<dyn AlertStore>>,
+    /// The alert engine (acknowledge, resolve, rule changes).
+    pub alert_engine: Slot<AlertActor>,
+    /// Webhook endpoints and their outbox, beside the store.
+    webhooks: Option<Arc<dyn crate::store::webhooks::WebhookStore>>,
     next_session: AtomicU64,
 }
 
@@ -75,8 +84,50 @@ impl AppState {
             cache,
             hub,
             supervisor,
+            alerts: None,
+            alert_engine: Slot::default(),
+            webhooks: None,
             next_session: AtomicU64::new(1),
         }
+    }
+
+    /// The same state with the alert store and engine (in the process that
+    /// owns the store).
+    pub fn with_alerts(
+        mut self,
+        alerts: Option<Arc<dyn AlertStore>>,
+        engine: Slot<AlertActor>,
+    ) -> Self {
+        self.alerts = alerts;
+        self.alert_engine = engine;
+        self
+    }
+
+    /// The alert store, or a 503 in a process that does not own it.
+    pub fn alerts(&self) -> Result<Arc<dyn AlertStore>, error::ApiError> {
+        self.alerts.clone().ok_or_else(|| {
+            error::ApiError::Unavailable("this process does not serve alerts (no web role)".into())
+        })
+    }
+
+    /// The same state with the webhook store (in the process that owns the store).
+    pub fn with_webhooks(
+        mut self,
+        webhooks: Option<Arc<dyn crate::store::webhooks::WebhookStore>>,
+    ) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
+    /// The webhook store, or a 503 in a process that does not own it.
+    pub fn webhooks(
+        &self,
+    ) -> Result<Arc<dyn crate::store::webhooks::WebhookStore>, error::ApiError> {
+        self.webhooks.clone().ok_or_else(|| {
+            error::ApiError::Unavailable(
+                "this process does not serve webhooks (no web role)".into(),
+            )
+        })
     }
 
     /// The store, or a 503 in a process that does not own it.

@@ -36,6 +36,11 @@ use utoipa::{Modify, OpenApi};
         super::auth::list_keys,
         super::auth::create_key,
         super::auth::delete_key,
+        super::webhooks::list,
+        super::webhooks::create,
+        super::webhooks::get,
+        super::webhooks::delete,
+        super::webhooks::resume,
     ),
     modifiers(&Bearer),
     security(("bearer" = [])),
@@ -47,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         (name = "ingest", description = "Posting posts into the pipeline"),
         (name = "live", description = "The WebSocket feed"),
         (name = "admin", description = "Actors, dead letters, API keys (admin scope)"),
+        (name = "webhooks", description = "Webhook endpoints alert events are delivered to (admin scope)"),
     )
 )]
 pub struct ApiDoc;

@@ -139,6 +139,27 @@ fn table(mounted: &Mounted) -> Vec<(Method, &'static str, actix_web::Route)> {
             "/api/admin/keys/{id}",
             web::to(super::auth::delete_key),
         ),
+        (Method::GET, "/api/webhooks", web::to(super::webhooks::list)),
+        (
+            Method::POST,
+            "/api/webhooks",
+            web::to(super::webhooks::create),
+        ),
+        (
+            Method::GET,
+            "/api/webhooks/{id}",
+            web::to(super::webhooks::get),
+        ),
+        (
+            Method::DELETE,
+            "/api/webhooks/{id}",
+            web::to(super::webhooks::delete),
+        ),
+        (
+            Method::POST,
+            "/api/webhooks/{id}/resume",
+            web::to(super::webhooks::resume),
+        ),
     ]);
     t
 }

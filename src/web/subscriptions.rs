@@ -7,6 +7,9 @@
 //! - `{"type": "subscribe", "channel": "messages", "entity": "project:SOL", "sentiment": "negative",
 //!   "platform": "twitter", "lang": "en", "sample": 0.1}` (filters optional; `sample` keeps that
 //!   fraction of matching posts, chosen by post id so every client sampling at a rate sees the same posts);
+//! - `{"type": "subscribe", "channel": "alerts", "alert_kinds": ["churn", "volume_spike"],
+//!   "entity": "product:nimbus-plus", "min_severity": 5}` (filters optional): `alert:<kind>`
+//!   frames when an alert is raised, updated, acknowledged or resolved;
 //! - `{"type": "unsubscribe", "subscription": 3}`; `{"type": "ping"}`.
 //!
 //! Every connection starts with subscription 0: metrics of every kind, so a
@@ -14,6 +17,7 @@
 
 use crate::actors::aggregator::window::{id_hash, Resolution};
 use crate::actors::hub::WindowUpdate;
+use crate::alerts::model::{Alert, AlertKind};
 use crate::domain::{EnrichedPost, EntityKind, EntityRef, SentimentLabel};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -48,9 +52,16 @@ pub struct SubscribeRequest {
     /// metrics: `1s` or `1m`.
     #[serde(default)]
     pub resolution: Option<String>,
-    /// messages: `kind:id`.
+    /// messages, alerts: `kind:id`.
     #[serde(default)]
     pub entity: Option<String>,
+    /// alerts: alert kinds (`churn`, `sentiment_shift`, `volume_spike`,
+    /// `toxicity_surge`, `kol_post`, `custom`).
+    #[serde(default)]
+    pub alert_kinds: Option<Vec<AlertKind>>,
+    /// alerts: least severity (1–10).
+    #[serde(default)]
+    pub min_severity: Option<u8>,
     /// messages: `positive`, `negative` or `neutral`.
     #[serde(default)]
     pub sentiment: Option<SentimentLabel>,
@@ -90,6 +101,29 @@ pub enum Subscription {
         /// Kept fraction, as a threshold over 10,000.
         sample_per_10k: u64,
     },
+    /// Alert events.
+    Alerts {
+        /// Only these kinds (all if absent).
+        kinds: Option<HashSet<AlertKind>>,
+        /// Only alerts about this entity.
+        entity: Option<EntityRef>,
+        /// Only alerts at least this severe.
+        min_severity: u8,
+    },
+}
+
+/// Parses a `kind:id` entity filter.
+fn entity_filter(e: Option<String>) -> Result<Option<EntityRef>, Refusal> {
+    let Some(e) = e else {
+        return Ok(None);
+    };
+    let (kind, id) = e.split_once(':').ok_or((
+        "invalid_filter",
+        format!("entity `{e}` must be kind:id, e.g. project:SOL"),
+    ))?;
+    let kind = EntityKind::parse(kind)
+        .ok_or(("invalid_filter", format!("unknown entity kind `{kind}`")))?;
+    Ok(Some(EntityRef::new(kind, id)))
 }
 
 /// Why a request was refused: `(code, message)` for the error frame.
@@ -127,18 +161,7 @@ impl Subscription {
                 })
             }
             "messages" => {
-                let entity = match r.entity {
-                    None => None,
-                    Some(e) => {
-                        let (kind, id) = e.split_once(':').ok_or((
-                            "invalid_filter",
-                            format!("entity `{e}` must be kind:id, e.g. project:SOL"),
-                        ))?;
-                        let kind = EntityKind::parse(kind)
-                            .ok_or(("invalid_filter", format!("unknown entity kind `{kind}`")))?;
-                        Some(EntityRef::new(kind, id))
-                    }
-                };
+                let entity = entity_filter(r.entity)?;
                 let sample = r.sample.unwrap_or(1.0);
                 if !(sample > 0.0 && sample <= 1.0) {
                     return Err(("invalid_filter", "sample must be in (0, 1]".into()));
@@ -151,13 +174,20 @@ impl Subscription {
                     sample_per_10k: (sample * 10_000.0).round() as u64,
                 })
             }
-            "alerts" => Err((
-                "unsupported",
-                "the alerts channel is not available yet".into(),
-            )),
+            "alerts" => {
+                let min_severity = r.min_severity.unwrap_or(1);
+                if !(1..=10).contains(&min_severity) {
+                    return Err(("invalid_filter", "min_severity must be 1 to 10".into()));
+                }
+                Ok(Subscription::Alerts {
+                    kinds: r.alert_kinds.map(|k| k.into_iter().collect()),
+                    entity: entity_filter(r.entity)?,
+                    min_severity,
+                })
+            }
             other => Err((
                 "unknown_channel",
-                format!("unknown channel `{other}` (metrics, messages)"),
+                format!("unknown channel `{other}` (metrics, messages, alerts)"),
             )),
         }
     }
@@ -167,6 +197,7 @@ impl Subscription {
         match self {
             Subscription::Metrics { .. } => "metrics",
             Subscription::Messages { .. } => "messages",
+            Subscription::Alerts { .. } => "alerts",
         }
     }
 
@@ -189,6 +220,21 @@ impl Subscription {
                 .filter(|w| resolution.is_none_or(|r| r == w.resolution))
                 .collect(),
         )
+    }
+
+    /// Whether an alert passes this (alerts) subscription.
+    pub fn wants_alert(&self, alert: &Alert) -> bool {
+        let Subscription::Alerts {
+            kinds,
+            entity,
+            min_severity,
+        } = self
+        else {
+            return false;
+        };
+        kinds.as_ref().is_none_or(|k| k.contains(&alert.kind))
+            && entity.as_ref().is_none_or(|e| &alert.entity == e)
+            && alert.severity >= *min_severity
     }
 
     /// Whether a scored post passes this (messages) subscription.

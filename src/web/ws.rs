@@ -323,6 +323,19 @@ impl Handler<Push> for WsSession {
                     }
                 }
             }
+            HubEvent::Alert(e) => {
+                if let Some((id, _)) = self
+                    .subscriptions
+                    .iter()
+                    .find(|(_, s)| s.wants_alert(&e.alert))
+                {
+                    frames.push(
+                        json!({"type": format!("alert:{}", e.alert.kind.as_str()), "subscription": id,
+                               "event": e.event, "seq": e.seq, "alert": e.alert})
+                        .to_string(),
+                    );
+                }
+            }
             HubEvent::Closing => {
                 self.close(ctx, CloseCode::Restart, "server shutting down");
                 return;

@@ -1,0 +1,267 @@
+//! The alert actor: runs the [`Engine`] on the enriched stream, persists
+//! what it raises, updates and resolves ([`AlertStore`], which logs every
+//! event for the webhook dispatcher), and pushes the events to WebSocket
+//! subscribers through the hub.
+//!
+//! It reads the primary copy of every post (durable `alerts`), so it sees
+//! each post once whatever the shard count; one process runs it (the one
+//! that owns the store). A batch is acknowledged only after the changes it
+//! caused are stored, so a crash loses no alert; after a restart the engine
+//! resumes the unresolved alerts from the store (a re-delivered churn post
+//! joins its group once) and rebuilds its baselines over `alerts.warmup_s`.
+//!
+//! Lifecycle requests from the API (acknowledge, resolve) and rule changes
+//! reach the engine through [`Command`]s, answered once stored.
+//!
+//! Owns: the engine and its consumer. Mailbox: bounded ([`MAILBOX`]);
+//! commands queue in a channel of the same bound. Restart policy: permanent.
+
+use super::hub::{Hub, NewAlert};
+use super::supervisor::{run_work, LifeGuard, Slot};
+use crate::alerts::engine::{Change, Engine, LifecycleError};
+use crate::alerts::model::{Alert, AlertEvent, AlertEventType};
+use crate::bus::{pipeline_consumer, Bus, BusError, ALERTS_DURABLE};
+use crate::config::{AlertsConfig, BusConfig};
+use crate::domain::EnrichedPost;
+use crate::store::alerts::AlertStore;
+use crate::store::StoreError;
+use crate::telemetry::metrics;
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Mailbox capacity (and command queue bound).
+pub const MAILBOX: usize = 64;
+
+/// How long a fetch waits for posts before the engine looks at the clock
+/// and its commands.
+const FETCH_WAIT: Duration = Duration::from_millis(250);
+/// How often wall time advances the engine when posts are few.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Errors that stop the alert actor (the supervisor restarts it).
+#[derive(Debug, thiserror::Error)]
+pub enum AlertActorError {
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A blocking store task failed.
+    #[error("store task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The alert is not open or acknowledged.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// The change could not be stored.
+    #[error("store: {0}")]
+    Store(String),
+    /// The engine is not running (restarting, or not in this process).
+    #[error("the alert engine is not running")]
+    Unavailable,
+}
+
+/// A request to the engine from the API.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<Alert>, CommandError>")]
+pub enum Command {
+    /// Acknowledge an alert.
+    Acknowledge(String),
+    /// Resolve an alert by hand.
+    Resolve(String),
+    /// The custom rules changed in the store: reload them.
+    ReloadRules,
+}
+
+type Reply = oneshot::Sender<Result<Option<Alert>, CommandError>>;
+
+/// What the actor needs.
+#[derive(Clone)]
+pub struct AlertDeps {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// Alerts, rules and the event log.
+    pub store: Arc<dyn AlertStore>,
+    /// The rules' settings.
+    pub cfg: AlertsConfig,
+    /// Followers from which an author is a KOL.
+    pub kol_followers: u64,
+    /// Consumer settings.
+    pub bus_cfg: BusConfig,
+    /// Where events are pushed to WebSocket clients.
+    pub hub: Slot<Hub>,
+}
+
+/// The alert actor.
+pub struct AlertActor {
+    deps: Option<AlertDeps>,
+    cmd_tx: mpsc::Sender<(Command, Reply)>,
+    cmd_rx: Option<mpsc::Receiver<(Command, Reply)>>,
+    guard: LifeGuard,
+}
+
+impl AlertActor {
+    /// An alert actor.
+    pub fn new(deps: AlertDeps, guard: LifeGuard) -> Self {
+        let (cmd_tx, cmd_rx) = mpsc::channel(MAILBOX);
+        AlertActor {
+            deps: Some(deps),
+            cmd_tx,
+            cmd_rx: Some(cmd_rx),
+            guard,
+        }
+    }
+}
+
+impl Actor for AlertActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (Some(deps), Some(rx)) = (self.deps.take(), self.cmd_rx.take()) else {
+            return;
+        };
+        run_work(
+            self,
+            ctx,
+            run(deps, rx),
+            |a| &mut a.guard,
+            |e| matches!(e, AlertActorError::Bus(BusError::Closed)),
+        );
+    }
+}
+
+impl Handler<Command> for AlertActor {
+    type Result = ResponseFuture<Result<Option<Alert>, CommandError>>;
+
+    fn handle(&mut self, cmd: Command, _: &mut Context<Self>) -> Self::Result {
+        let tx = self.cmd_tx.clone();
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            tx.send((cmd, reply))
+                .await
+                .map_err(|_| CommandError::Unavailable)?;
+            answer.await.map_err(|_| CommandError::Unavailable)?
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn run(
+    deps: AlertDeps,
+    mut commands: mpsc::Receiver<(Command, Reply)>,
+) -> Result<(), AlertActorError> {
+    let store = deps.store.clone();
+    let (rules, unresolved) = tokio::task::spawn_blocking(move || {
+        Ok::<_, StoreError>((store.rules()?, store.unresolved()?))
+    })
+    .await??;
+    tracing::info!(
+        rules = rules.len(),
+        unresolved = unresolved.len(),
+        "alert engine starting"
+    );
+    let mut engine = Engine::new(deps.cfg.clone(), deps.kol_followers, rules, unresolved);
+    let spec = pipeline_consumer(&deps.bus_cfg, ALERTS_DURABLE)
+        .ok_or_else(|| BusError::UnknownConsumer(ALERTS_DURABLE.into()))?;
+    let mut consumer = deps.bus.consumer(spec).await?;
+    let mut last_tick = Instant::now();
+    loop {
+        let batch = consumer.fetch(512, FETCH_WAIT).await?;
+        let mut changes = Vec::new();
+        let mut done = Vec::with_capacity(batch.len());
+        for d in batch {
+            match serde_json::from_slice::<EnrichedPost>(&d.payload) {
+                Ok(p) => changes.extend(engine.on_post(&p, now_ms())),
+                // The classifier wrote it: a payload that is not a post is
+                // dead-lettered with the reason, not retried.
+                Err(e) => {
+                    d.term(&format!("not an enriched post: {e}")).await?;
+                    continue;
+                }
+            }
+            done.push(d);
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            changes.extend(engine.tick(now_ms()));
+        }
+        persist(&deps, changes).await?;
+        for d in done {
+            d.ack().await?;
+        }
+        while let Ok((cmd, reply)) = commands.try_recv() {
+            let answer = command(&deps, &mut engine, cmd).await;
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+async fn command(
+    deps: &AlertDeps,
+    engine: &mut Engine,
+    cmd: Command,
+) -> Result<Option<Alert>, CommandError> {
+    let changes = match cmd {
+        Command::Acknowledge(id) => vec![engine.acknowledge(&id, now_ms())?],
+        Command::Resolve(id) => vec![engine.resolve(&id, now_ms())?],
+        Command::ReloadRules => {
+            let store = deps.store.clone();
+            let rules = tokio::task::spawn_blocking(move || store.rules())
+                .await
+                .map_err(|e| CommandError::Store(e.to_string()))?
+                .map_err(|e| CommandError::Store(e.to_string()))?;
+            engine.set_rules(rules)
+        }
+    };
+    let first = changes.first().map(|c| c.alert.clone());
+    persist(deps, changes)
+        .await
+        .map_err(|e| CommandError::Store(e.to_string()))?;
+    Ok(first)
+}
+
+/// Stores the changes (events logged in order) and pushes their events.
+async fn persist(deps: &AlertDeps, changes: Vec<Change>) -> Result<(), AlertActorError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let store = deps.store.clone();
+    let at = now_ms();
+    let logged: Vec<AlertEvent> = tokio::task::spawn_blocking(move || {
+        let mut logged = Vec::new();
+        for c in changes {
+            match c.event {
+                Some(event) => logged.push(store.record(&c.alert, event, at)?),
+                None => store.save(&c.alert)?,
+            }
+        }
+        Ok::<_, StoreError>(logged)
+    })
+    .await??;
+    for e in logged {
+        match e.event {
+            AlertEventType::Raised => {
+                metrics::ALERTS_RAISED.inc();
+                tracing::info!(id = %e.alert.id, kind = e.alert.kind.as_str(), entity = %format!("{}:{}", e.alert.entity.kind, e.alert.entity.id), severity = e.alert.severity, "alert raised");
+            }
+            AlertEventType::Resolved => metrics::ALERTS_RESOLVED.inc(),
+            _ => {}
+        }
+        if let Some(hub) = deps.hub.get() {
+            if hub.try_send(NewAlert(Arc::new(e))).is_err() {
+                metrics::HUB_EVENTS_DROPPED.inc();
+            }
+        }
+    }
+    Ok(())
+}

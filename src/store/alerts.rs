@@ -1,0 +1,546 @@
+//! Storage of alerts, custom alert rules and the alert event log, behind
+//! [`AlertStore`]; [`EmbeddedAlerts`] keeps them in the embedded store's
+//! fjall database (same directory, same write-ahead log).
+//!
+//! Every change to an alert is written together with one entry of the
+//! **event log** (`seq` → [`AlertEvent`]) in one atomic batch, and sequence
+//! numbers are handed out under the same lock as the commit, so the log is
+//! in commit order. The log is what deliveries are made from: the webhook
+//! dispatcher keeps a durable cursor into it, so an alert raised just before
+//! a crash is still delivered after the restart.
+//!
+//! Keyspaces (values are JSON: small, few, and readable in a dump):
+//! - `alerts`: id → [`Alert`];
+//! - `alerts_by_time`: `!opened_ms (8, BE) | id` → `()`, newest first;
+//! - `alert_events`: `seq (8, BE)` → [`AlertEvent`];
+//! - `alert_rules`: id → [`Rule`].
+
+use super::embedded::EmbeddedStore;
+use super::StoreError;
+use crate::alerts::model::{Alert, AlertEvent, AlertEventType, AlertKind, AlertState, Rule};
+use crate::domain::{EntityKind, EntityRef};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertQuery {
+    /// Only this kind.
+    pub kind: Option<AlertKind>,
+    /// Only this state.
+    pub state: Option<AlertState>,
+    /// Only alerts about entities of this kind.
+    pub entity_kind: Option<EntityKind>,
+    /// Only alerts about this entity.
+    pub entity: Option<EntityRef>,
+    /// Only alerts at least this severe.
+    pub min_severity: Option<u8>,
+    /// Only alerts opened at or after this time (ms).
+    pub since_ms: Option<i64>,
+    /// Continue after this cursor (from a previous page's `next`).
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: usize,
+}
+
+impl AlertQuery {
+    fn matches(&self, a: &Alert) -> bool {
+        self.kind.is_none_or(|k| a.kind == k)
+            && self.state.is_none_or(|s| a.state == s)
+            && self.entity_kind.is_none_or(|k| a.entity.kind == k)
+            && self.entity.as_ref().is_none_or(|e| &a.entity == e)
+            && self.min_severity.is_none_or(|s| a.severity >= s)
+    }
+}
+
+/// One page of alerts, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertPage {
+    /// The alerts.
+    pub alerts: Vec<Alert>,
+    /// Cursor of the next page, when there may be one.
+    pub next: Option<String>,
+}
+
+/// Storage of alerts, rules and the alert event log.
+pub trait AlertStore: Send + Sync + 'static {
+    /// Stores `alert` (insert or replace by id) and appends an `event` for
+    /// it to the log, atomically; returns the logged event.
+    fn record(
+        &self,
+        alert: &Alert,
+        event: AlertEventType,
+        at_ms: i64,
+    ) -> Result<AlertEvent, StoreError>;
+
+    /// Stores `alert` (insert or replace by id) without logging an event:
+    /// a quiet change (more grouped evidence at the same severity).
+    fn save(&self, alert: &Alert) -> Result<(), StoreError>;
+
+    /// One alert.
+    fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError>;
+
+    /// A page of alerts matching `q`, newest first.
+    fn alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError>;
+
+    /// Every alert not yet resolved (what the engine resumes after a restart).
+    fn unresolved(&self) -> Result<Vec<Alert>, StoreError>;
+
+    /// Up to `limit` events with `seq > after`, in order.
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<AlertEvent>, StoreError>;
+
+    /// Sequence number of the last logged event (0 before the first); the
+    /// receiver changes whenever an event is logged.
+    fn watch_seq(&self) -> watch::Receiver<u64>;
+
+    /// Stores a rule (insert or replace by id).
+    fn put_rule(&self, rule: &Rule) -> Result<(), StoreError>;
+
+    /// One rule.
+    fn rule(&self, id: &str) -> Result<Option<Rule>, StoreError>;
+
+    /// Every rule, by id.
+    fn rules(&self) -> Result<Vec<Rule>, StoreError>;
+
+    /// Deletes a rule; whether it existed.
+    fn delete_rule(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Drops resolved alerts resolved before `before_ms` and events logged
+    /// before it; returns how many entries were dropped.
+    fn expire(&self, before_ms: i64) -> Result<usize, StoreError>;
+}
+
+/// Alerts in the embedded store's database.
+pub struct EmbeddedAlerts {
+    db: Database,
+    alerts: Keyspace,
+    by_time: Keyspace,
+    events: Keyspace,
+    rules: Keyspace,
+    fsync: bool,
+    /// Next sequence number; held across the commit so the log is in order.
+    next_seq: Mutex<u64>,
+    seq_tx: watch::Sender<u64>,
+}
+
+fn corrupt(key: &[u8], e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| corrupt(key, e))
+}
+
+fn encode<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| corrupt(key, e))
+}
+
+fn time_key(opened_ms: i64, id: &str) -> Vec<u8> {
+    // Newest first: invert the sign-flipped timestamp.
+    let t = !((opened_ms as u64) ^ (1 << 63));
+    let mut k = t.to_be_bytes().to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+impl EmbeddedAlerts {
+    /// Opens the alert keyspaces in `store`'s database.
+    pub fn open(store: &EmbeddedStore) -> Result<Self, StoreError> {
+        let db = store.database().clone();
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let alerts = ks("alerts")?;
+        let by_time = ks("alerts_by_time")?;
+        let events = ks("alert_events")?;
+        let rules = ks("alert_rules")?;
+        let last = match events.last_key_value() {
+            Some(guard) => {
+                let (k, _) = guard.into_inner()?;
+                let arr: [u8; 8] = k.as_ref().try_into().map_err(|_| corrupt(&k, "seq key"))?;
+                u64::from_be_bytes(arr)
+            }
+            None => 0,
+        };
+        let (seq_tx, _) = watch::channel(last);
+        Ok(EmbeddedAlerts {
+            db,
+            alerts,
+            by_time,
+            events,
+            rules,
+            fsync: store.fsync(),
+            next_seq: Mutex::new(last + 1),
+            seq_tx,
+        })
+    }
+
+    fn mode(&self) -> PersistMode {
+        if self.fsync {
+            PersistMode::SyncAll
+        } else {
+            PersistMode::Buffer
+        }
+    }
+}
+
+impl AlertStore for EmbeddedAlerts {
+    fn record(
+        &self,
+        alert: &Alert,
+        event: AlertEventType,
+        at_ms: i64,
+    ) -> Result<AlertEvent, StoreError> {
+        let mut next = self.next_seq.lock();
+        let logged = AlertEvent {
+            seq: *next,
+            event,
+            at_ms,
+            alert: alert.clone(),
+        };
+        let seq_key = logged.seq.to_be_bytes();
+        let mut wb = self.db.batch().durability(Some(self.mode()));
+        wb.insert(
+            &self.alerts,
+            alert.id.as_bytes(),
+            encode(alert.id.as_bytes(), alert)?,
+        );
+        wb.insert(&self.by_time, time_key(alert.opened_at_ms, &alert.id), b"");
+        wb.insert(&self.events, seq_key, encode(&seq_key, &logged)?);
+        wb.commit()?;
+        *next += 1;
+        drop(next);
+        self.seq_tx.send_replace(logged.seq);
+        Ok(logged)
+    }
+
+    fn save(&self, alert: &Alert) -> Result<(), StoreError> {
+        let _order = self.next_seq.lock();
+        let mut wb = self.db.batch().durability(Some(self.mode()));
+        wb.insert(
+            &self.alerts,
+            alert.id.as_bytes(),
+            encode(alert.id.as_bytes(), alert)?,
+        );
+        wb.insert(&self.by_time, time_key(alert.opened_at_ms, &alert.id), b"");
+        wb.commit()?;
+        Ok(())
+    }
+
+    fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError> {
+        match self.alerts.get(id.as_bytes())? {
+            Some(v) => Ok(Some(decode(id.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
+        let start = match &q.after {
+            Some(c) => {
+                let mut k = hex::decode(c).map_err(|e| corrupt(c.as_bytes(), e))?;
+                k.push(0); // strictly after
+                k
+            }
+            None => Vec::new(),
+        };
+        let mut page = AlertPage::default();
+        let limit = q.limit.max(1);
+        for guard in self.by_time.range(start..) {
+            let (k, _) = guard.into_inner()?;
+            if k.len() < 8 {
+                return Err(corrupt(&k, "short time key"));
+            }
+            if let Some(since) = q.since_ms {
+                let mut arr = [0u8; 8];
+                arr.copy_from_slice(&k[..8]);
+                let opened = ((!u64::from_be_bytes(arr)) ^ (1 << 63)) as i64;
+                if opened < since {
+                    break;
+                }
+            }
+            let Some(alert) = self.alert(&String::from_utf8_lossy(&k[8..]))? else {
+                continue; // expired between the two reads
+            };
+            if !q.matches(&alert) {
+                continue;
+            }
+            if page.alerts.len() == limit {
+                page.next = Some(hex::encode(time_key(
+                    page.alerts[limit - 1].opened_at_ms,
+                    &page.alerts[limit - 1].id,
+                )));
+                break;
+            }
+            page.alerts.push(alert);
+        }
+        Ok(page)
+    }
+
+    fn unresolved(&self) -> Result<Vec<Alert>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self.alerts.iter() {
+            let (k, v) = guard.into_inner()?;
+            let alert: Alert = decode(&k, &v)?;
+            if alert.state != AlertState::Resolved {
+                out.push(alert);
+            }
+        }
+        Ok(out)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<AlertEvent>, StoreError> {
+        let from = after.saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for guard in self.events.range(from..).take(limit) {
+            let (k, v) = guard.into_inner()?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn watch_seq(&self) -> watch::Receiver<u64> {
+        self.seq_tx.subscribe()
+    }
+
+    fn put_rule(&self, rule: &Rule) -> Result<(), StoreError> {
+        let key = rule.id.as_bytes();
+        let mut wb = self.db.batch().durability(Some(self.mode()));
+        wb.insert(&self.rules, key, encode(key, rule)?);
+        wb.commit()?;
+        Ok(())
+    }
+
+    fn rule(&self, id: &str) -> Result<Option<Rule>, StoreError> {
+        match self.rules.get(id.as_bytes())? {
+            Some(v) => Ok(Some(decode(id.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn rules(&self) -> Result<Vec<Rule>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self.rules.iter() {
+            let (k, v) = guard.into_inner()?;
+            out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn delete_rule(&self, id: &str) -> Result<bool, StoreError> {
+        let existed = self.rules.get(id.as_bytes())?.is_some();
+        if existed {
+            let mut wb = self.db.batch().durability(Some(self.mode()));
+            wb.remove(&self.rules, id.as_bytes());
+            wb.commit()?;
+        }
+        Ok(existed)
+    }
+
+    fn expire(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut wb = self.db.batch().durability(Some(self.mode()));
+        let mut dropped = 0;
+        for guard in self.alerts.iter() {
+            let (k, v) = guard.into_inner()?;
+            let alert: Alert = decode(&k, &v)?;
+            if alert.state == AlertState::Resolved
+                && alert.resolved_at_ms.is_some_and(|t| t < before_ms)
+            {
+                wb.remove(&self.alerts, k.as_ref());
+                wb.remove(&self.by_time, time_key(alert.opened_at_ms, &alert.id));
+                dropped += 1;
+            }
+        }
+        // The newest event always stays, so the next sequence number is
+        // still known after a restart.
+        let newest = *self.seq_tx.borrow();
+        for guard in self.events.iter() {
+            let (k, v) = guard.into_inner()?;
+            let event: AlertEvent = decode(&k, &v)?;
+            if event.at_ms >= before_ms || event.seq >= newest {
+                break;
+            }
+            wb.remove(&self.events, k.as_ref());
+            dropped += 1;
+        }
+        wb.commit()?;
+        Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::model::{Evidence, Span};
+    use crate::config::StoreConfig;
+
+    pub(crate) fn alert(id: &str, kind: AlertKind, opened_ms: i64, severity: u8) -> Alert {
+        Alert {
+            id: id.into(),
+            kind,
+            rule_id: None,
+            severity,
+            state: AlertState::Open,
+            entity: EntityRef::new(EntityKind::Project, "SOL"),
+            title: format!("{id} title"),
+            window: Span {
+                from_ms: opened_ms - 60_000,
+                to_ms: opened_ms,
+            },
+            evidence: Evidence {
+                metric: "volume".into(),
+                value: 10.0,
+                threshold: 5.0,
+                baseline: None,
+                volume: 10,
+                matched: 10,
+                posts: vec![],
+            },
+            opened_at_ms: opened_ms,
+            updated_at_ms: opened_ms,
+            acknowledged_at_ms: None,
+            resolved_at_ms: None,
+            resolved_by: None,
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> EmbeddedAlerts {
+        let store = EmbeddedStore::open_at(dir, &StoreConfig::default()).expect("store");
+        EmbeddedAlerts::open(&store).expect("alerts")
+    }
+
+    #[test]
+    fn events_are_logged_in_order_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let s = open(dir.path());
+            let mut watch = s.watch_seq();
+            assert_eq!(*watch.borrow_and_update(), 0);
+            let a = alert("a", AlertKind::Churn, 1_000, 3);
+            assert_eq!(
+                s.record(&a, AlertEventType::Raised, 1_000)
+                    .expect("rec")
+                    .seq,
+                1
+            );
+            let mut a2 = a.clone();
+            a2.state = AlertState::Resolved;
+            a2.resolved_at_ms = Some(2_000);
+            assert_eq!(
+                s.record(&a2, AlertEventType::Resolved, 2_000)
+                    .expect("rec")
+                    .seq,
+                2
+            );
+            assert!(watch.has_changed().expect("open"));
+            assert_eq!(s.alert("a").expect("get"), Some(a2));
+            assert!(s.unresolved().expect("unresolved").is_empty());
+        }
+        let s = open(dir.path());
+        let b = alert("b", AlertKind::VolumeSpike, 3_000, 7);
+        assert_eq!(
+            s.record(&b, AlertEventType::Raised, 3_000)
+                .expect("rec")
+                .seq,
+            3
+        );
+        let events = s.events_after(1, 10).expect("events");
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(events[0].idempotency_key(), "a.2");
+        assert_eq!(s.unresolved().expect("unresolved"), vec![b]);
+    }
+
+    #[test]
+    fn listing_filters_and_pages_newest_first() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = open(dir.path());
+        for i in 0..7 {
+            let kind = if i % 2 == 0 {
+                AlertKind::Churn
+            } else {
+                AlertKind::VolumeSpike
+            };
+            let a = alert(&format!("x{i}"), kind, 1_000 * i, i as u8 + 1);
+            s.record(&a, AlertEventType::Raised, 0).expect("rec");
+        }
+        let mut q = AlertQuery {
+            limit: 2,
+            kind: Some(AlertKind::Churn),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = s.alerts(&q).expect("page");
+            seen.extend(page.alerts.iter().map(|a| a.id.clone()));
+            match page.next {
+                Some(n) => q.after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, vec!["x6", "x4", "x2", "x0"]);
+        let q = AlertQuery {
+            limit: 10,
+            min_severity: Some(5),
+            since_ms: Some(5_000),
+            ..Default::default()
+        };
+        let ids: Vec<String> = s
+            .alerts(&q)
+            .expect("page")
+            .alerts
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, vec!["x6", "x5"]);
+        let bad = AlertQuery {
+            after: Some("zz".into()),
+            limit: 1,
+            ..Default::default()
+        };
+        assert!(s.alerts(&bad).is_err());
+    }
+
+    #[test]
+    fn expiry_drops_old_resolved_alerts_and_events_but_keeps_the_sequence() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let s = open(dir.path());
+            let mut a = alert("old", AlertKind::Churn, 1_000, 1);
+            s.record(&a, AlertEventType::Raised, 1_000).expect("rec");
+            a.state = AlertState::Resolved;
+            a.resolved_at_ms = Some(2_000);
+            s.record(&a, AlertEventType::Resolved, 2_000).expect("rec");
+            let open_one = alert("open", AlertKind::Churn, 1_500, 1);
+            s.record(&open_one, AlertEventType::Raised, 1_500)
+                .expect("rec");
+            assert_eq!(s.expire(10_000).expect("expire"), 3);
+            assert_eq!(s.alert("old").expect("get"), None);
+            assert!(s.alert("open").expect("get").is_some());
+        }
+        let s = open(dir.path());
+        let c = alert("c", AlertKind::Churn, 20_000, 1);
+        assert_eq!(
+            s.record(&c, AlertEventType::Raised, 20_000)
+                .expect("rec")
+                .seq,
+            4
+        );
+    }
+
+    #[test]
+    fn rules_are_stored_listed_and_deleted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = open(dir.path());
+        let rule: Rule = serde_json::from_value(serde_json::json!({
+            "id": "r1", "created_at_ms": 5, "name": "n", "metric": "volume",
+            "entity": {"kind": "topic"}, "comparison": "gt", "threshold": 3.0, "window_s": 60
+        }))
+        .expect("rule");
+        s.put_rule(&rule).expect("put");
+        assert_eq!(s.rule("r1").expect("get"), Some(rule.clone()));
+        assert_eq!(s.rules().expect("list"), vec![rule]);
+        assert!(s.delete_rule("r1").expect("del"));
+        assert!(!s.delete_rule("r1").expect("del"));
+    }
+}
