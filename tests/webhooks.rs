@@ -1,7 +1,10 @@
-//! Black-box tests of webhook delivery: the real binary on port 0, a real
-//! receiver (an actix-web server on port 0 in the test) that fails first
-//! attempts, verifies every signature independently of Starling's code and
-//! de-duplicates by idempotency key.
+//! Black-box tests of webhook delivery: the real binary on port 0, churn
+//! posts sent to `POST /api/ingest` that the alert engine turns into churn
+//! alerts, and a real receiver (an actix-web server on port 0 in the test)
+//! that fails first attempts, verifies every signature independently of
+//! Starling's code and de-duplicates by idempotency key. What should have
+//! been delivered is read back from the alert event log in the data
+//! directory once Starling is stopped.
 
 mod common;
 
@@ -10,10 +13,6 @@ use common::Starling;
 use hmac::{KeyInit as _, Mac as _};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
-use starling::alerts::model::{
-    Alert, AlertEventType, AlertKind, AlertState, Evidence, ResolvedBy, Span,
-};
-use starling::domain::{EntityKind, EntityRef};
 use starling::store::alerts::{AlertStore, EmbeddedAlerts};
 use starling::store::embedded::EmbeddedStore;
 use std::collections::HashMap;
@@ -241,67 +240,68 @@ async fn wait_accepted(rx: &Receiver, n: usize) -> HashMap<String, Value> {
     }
 }
 
-fn alert(id: &str, kind: AlertKind, severity: u8, at_ms: i64) -> Alert {
-    Alert {
-        id: id.into(),
-        kind,
-        rule_id: None,
-        severity,
-        state: AlertState::Open,
-        entity: EntityRef::new(EntityKind::Project, "SOL"),
-        title: format!("{id} for SOL"),
-        window: Span {
-            from_ms: at_ms - 30_000,
-            to_ms: at_ms,
-        },
-        evidence: Evidence {
-            metric: "volume".into(),
-            value: 40.0,
-            threshold: 10.0,
-            baseline: None,
-            volume: 40,
-            matched: 40,
-            posts: vec![],
-        },
-        opened_at_ms: at_ms,
-        updated_at_ms: at_ms,
-        acknowledged_at_ms: None,
-        resolved_at_ms: None,
-        resolved_by: None,
+/// Texts the fast classifier gives a churn risk above the engine's 0.7.
+const CHURN_TEXTS: &[&str] = &[
+    "cancel my account, I want a refund, done with this app $SOL",
+    "Thinking about cancelling my plan and moving to another provider $SOL",
+    "I am leaving, closing my account and switching to another exchange $ETH",
+];
+
+/// Churn posts `from..to` (texts in turn), created now.
+fn churn_posts(from: usize, to: usize) -> Vec<Value> {
+    let now = chrono::Utc::now();
+    (from..to)
+        .map(|i| {
+            json!({
+                "id": format!("churn-{i}"),
+                "platform": "twitter",
+                "text": CHURN_TEXTS[i % CHURN_TEXTS.len()],
+                "author": {"id": format!("u{i}"), "handle": format!("user{i}"), "followers": 10},
+                "created_at": now.to_rfc3339(),
+                "engagement": {"likes": 1, "reposts": 0, "replies": 0},
+            })
+        })
+        .collect()
+}
+
+async fn ingest(s: &Starling, posts: &[Value]) {
+    let (status, body) = call(s, "POST", "/api/ingest", Some(json!(posts))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], posts.len(), "{body}");
+}
+
+/// Waits until every consumer (the alert engine's included) has taken and
+/// acknowledged everything: the alerts the posts raise are logged.
+async fn settle(s: &Starling) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, admin) = call(s, "GET", "/api/admin/actors", None).await;
+        let idle = admin["consumers"]
+            .as_array()
+            .expect("consumers")
+            .iter()
+            .all(|c| c["pending"] == 0 && c["ack_pending"] == 0);
+        if idle {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipeline did not settle: {admin}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// Logs alert events through the real alert store in `dir` (Starling
-/// stopped: the store is one process's); returns `key → type` of each.
-fn log_events(dir: &Path) -> HashMap<String, String> {
+/// The alert event log of a stopped Starling's data dir: `key → type`.
+fn logged_events(dir: &Path) -> HashMap<String, String> {
     let store = EmbeddedStore::open_at(dir, &Default::default()).expect("open store");
     let alerts = EmbeddedAlerts::open(&store).expect("open alerts");
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut logged = HashMap::new();
-    let mut log = |a: &Alert, e: AlertEventType| {
-        let ev = alerts.record(a, e, now).expect("record");
-        logged.insert(ev.idempotency_key(), format!("alert.{}", e.as_str()));
-    };
-    let mut churn = alert("churn-sol-1", AlertKind::Churn, 6, now);
-    log(&churn, AlertEventType::Raised);
-    churn.evidence.matched = 41;
-    log(&churn, AlertEventType::Updated);
-    churn.state = AlertState::Acknowledged;
-    churn.acknowledged_at_ms = Some(now);
-    log(&churn, AlertEventType::Acknowledged);
-    churn.state = AlertState::Resolved;
-    churn.resolved_at_ms = Some(now);
-    churn.resolved_by = Some(ResolvedBy::User);
-    log(&churn, AlertEventType::Resolved);
-    log(
-        &alert("spike-sol-1", AlertKind::VolumeSpike, 9, now),
-        AlertEventType::Raised,
-    );
-    log(
-        &alert("tox-sol-1", AlertKind::ToxicitySurge, 2, now),
-        AlertEventType::Raised,
-    );
-    logged
+    alerts
+        .events_after(0, 10_000)
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.idempotency_key(), format!("alert.{}", e.event.as_str())))
+        .collect()
 }
 
 #[actix_rt::test]
@@ -330,21 +330,25 @@ async fn every_alert_event_reaches_a_flaky_receiver_once_signed_after_retries() 
         );
     }
     let id = register(&s, &rx, &url).await;
-    // A second endpoint, on a receiver of its own, that wants only severe spikes.
-    let severe_rx = Receiver::new(0, true);
-    let (severe_url, severe_receiver) = receive(&severe_rx, "127.0.0.1:0");
-    let (status, severe) = call(
+    // A second endpoint, on a receiver of its own, that wants only volume
+    // spikes: churn alerts are not for it.
+    let spikes_rx = Receiver::new(0, true);
+    let (spikes_url, spikes_receiver) = receive(&spikes_rx, "127.0.0.1:0");
+    let (status, spikes) = call(
         &s,
         "POST",
         "/api/webhooks",
-        Some(json!({"url": severe_url, "kinds": ["volume_spike"], "min_severity": 8})),
+        Some(json!({"url": spikes_url, "kinds": ["volume_spike"], "min_severity": 8})),
     )
     .await;
-    assert_eq!(status, 201, "{severe}");
-    let severe_id = severe["id"].as_str().expect("id").to_string();
-    let severe_secret = severe["secret"].as_str().expect("secret").to_string();
-    assert_ne!(severe_secret, *rx.secret.lock(), "secrets are per endpoint");
-    *severe_rx.secret.lock() = severe_secret;
+    assert_eq!(status, 201, "{spikes}");
+    assert_eq!(spikes["kinds"], json!(["volume_spike"]));
+    let spikes_id = spikes["id"].as_str().expect("id").to_string();
+    assert_ne!(
+        spikes["secret"].as_str(),
+        Some(rx.secret.lock().as_str()),
+        "secrets are per endpoint"
+    );
     let (_, list) = call(&s, "GET", "/api/webhooks", None).await;
     let listed = list["webhooks"].as_array().expect("list");
     assert_eq!(listed.len(), 2, "{list}");
@@ -353,79 +357,80 @@ async fn every_alert_event_reaches_a_flaky_receiver_once_signed_after_retries() 
         "secrets are shown once"
     );
 
-    // Alert events are logged while Starling is down, then delivered.
+    // Churn posts about two projects raise two churn alerts (and update them).
+    ingest(&s, &churn_posts(0, 6)).await;
+    settle(&s).await;
+    wait_accepted(&rx, 2).await;
+    // What the engine logged, read from the data dir; what was not
+    // delivered before the stop is delivered after the restart.
     s.stop();
-    let logged = log_events(dir.path());
+    let logged = logged_events(dir.path());
+    assert!(logged.len() >= 2, "{logged:?}");
     let s = Starling::start(dir.path(), &["--config", CONFIG]);
     let got = wait_accepted(&rx, logged.len()).await;
     assert_eq!(
         got.keys().collect::<std::collections::BTreeSet<_>>(),
         logged.keys().collect(),
-        "every event once"
+        "every logged event, once after de-duplication"
     );
     for (key, body) in &got {
         assert_eq!(body["type"], json!(logged[key]), "{key}");
-        assert!(body["alert"]["id"].is_string() && body["created_at"].is_string());
+        assert_eq!(body["alert"]["kind"], "churn", "{body}");
+        assert!(body["created_at"].is_string(), "{body}");
     }
     assert!(rx.bad.lock().is_empty(), "{:?}", rx.bad.lock());
+    for (key, n) in rx.attempts.lock().iter() {
+        assert!(*n >= 3, "{key} accepted after {n} attempts");
+    }
     let e = wait_endpoint(&s, &id, "stats after delivery", |e| {
-        e["stats"]["delivered"] == logged.len() && e["stats"]["pending"] == 0
+        e["stats"]["pending"] == 0 && e["stats"]["consecutive_failures"] == 0
     })
     .await;
+    assert!(
+        e["stats"]["delivered"].as_u64().expect("delivered") >= logged.len() as u64,
+        "{e}"
+    );
     assert!(
         e["stats"]["failed_attempts"].as_u64().expect("failed") >= 2 * logged.len() as u64,
         "{e}"
     );
-    assert_eq!(e["stats"]["consecutive_failures"], 0, "{e}");
     assert_eq!(e["stats"]["last_status"], 204, "{e}");
     assert_eq!(e["state"], "active");
-    // Only the severity-9 spike matches the severe endpoint.
-    let severe_got = wait_accepted(&severe_rx, 1).await;
-    let spike: Vec<&String> = logged.keys().filter(|k| k.starts_with("spike-")).collect();
-    assert_eq!(severe_got.keys().collect::<Vec<_>>(), spike);
-    assert!(
-        severe_rx.bad.lock().is_empty(),
-        "{:?}",
-        severe_rx.bad.lock()
+    let spikes = endpoint(&s, &spikes_id).await;
+    assert_eq!(
+        (&spikes["stats"]["delivered"], &spikes["stats"]["pending"]),
+        (&json!(0), &json!(0)),
+        "{spikes}"
     );
-    wait_endpoint(&s, &severe_id, "severe endpoint stats", |e| {
-        e["stats"]["delivered"] == 1 && e["stats"]["pending"] == 0
-    })
-    .await;
-    for (key, n) in rx.attempts.lock().iter() {
-        assert!(*n >= 3, "{key} accepted after {n} attempts");
-    }
+    assert!(spikes_rx.attempts.lock().is_empty());
 
-    let (_, metrics) = {
+    let metrics = {
         let mut r = client()
             .get(s.url("/metrics"))
             .send()
             .await
             .expect("metrics");
-        (
-            r.status(),
-            String::from_utf8_lossy(&r.body().await.expect("body")).to_string(),
-        )
+        String::from_utf8_lossy(&r.body().await.expect("body")).to_string()
     };
-    assert!(
-        metrics.contains("starling_webhook_delivered_total"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("starling_webhook_outbox_depth"),
-        "{metrics}"
-    );
+    for name in [
+        "starling_webhook_delivered_total",
+        "starling_webhook_failed_attempts_total",
+        "starling_webhook_outbox_depth",
+        "starling_webhook_paused_endpoints",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
 
-    let (status, _) = call(&s, "DELETE", &format!("/api/webhooks/{severe_id}"), None).await;
+    let (status, _) = call(&s, "DELETE", &format!("/api/webhooks/{spikes_id}"), None).await;
     assert_eq!(status, 204);
-    let (status, body) = call(&s, "GET", &format!("/api/webhooks/{severe_id}"), None).await;
+    let (status, body) = call(&s, "GET", &format!("/api/webhooks/{spikes_id}"), None).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
     s.stop();
     receiver.stop(true).await;
-    severe_receiver.stop(true).await;
+    spikes_receiver.stop(true).await;
 }
 
 #[actix_rt::test]
@@ -439,27 +444,31 @@ async fn a_delivery_pending_when_starling_is_killed_arrives_after_the_restart() 
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Starling::start(dir.path(), &["--config", CONFIG]);
     let id = register(&s, &rx, &format!("http://127.0.0.1:{port}/hook")).await;
-    s.stop();
-    let logged = log_events(dir.path());
-    let s = Starling::start(dir.path(), &["--config", CONFIG]);
+    ingest(&s, &churn_posts(0, 1)).await;
     let e = wait_endpoint(&s, &id, "failed attempts while the receiver is down", |e| {
         e["stats"]["failed_attempts"].as_u64().unwrap_or(0) >= 2
     })
     .await;
     assert_eq!(e["stats"]["delivered"], 0, "{e}");
+    assert!(e["stats"]["pending"].as_u64().unwrap_or(0) >= 1, "{e}");
     assert!(e["stats"]["last_error"].is_string(), "{e}");
     s.kill_9();
 
     let (_, receiver) = receive(&rx, &format!("127.0.0.1:{port}"));
     let s = Starling::start(dir.path(), &["--config", CONFIG]);
-    let got = wait_accepted(&rx, logged.len()).await;
-    assert_eq!(got.len(), logged.len());
-    assert!(rx.bad.lock().is_empty(), "{:?}", rx.bad.lock());
+    wait_accepted(&rx, 1).await;
     wait_endpoint(&s, &id, "delivered after the restart", |e| {
-        e["stats"]["delivered"] == logged.len() && e["stats"]["pending"] == 0
+        e["stats"]["pending"] == 0
     })
     .await;
     s.stop();
+    let logged = logged_events(dir.path());
+    let got = rx.accepted();
+    assert_eq!(
+        got.keys().collect::<std::collections::BTreeSet<_>>(),
+        logged.keys().collect()
+    );
+    assert!(rx.bad.lock().is_empty(), "{:?}", rx.bad.lock());
     receiver.stop(true).await;
 }
 
@@ -470,16 +479,18 @@ async fn an_endpoint_that_keeps_failing_is_paused_and_resumed_over_the_api() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Starling::start(dir.path(), &["--config", PAUSE_CONFIG]);
     let id = register(&s, &rx, &url).await;
-    s.stop();
-    let logged = log_events(dir.path());
-    let s = Starling::start(dir.path(), &["--config", PAUSE_CONFIG]);
+    ingest(&s, &churn_posts(0, 1)).await;
     let e = wait_endpoint(&s, &id, "paused", |e| e["state"] == "paused").await;
     let reason = e["paused"]["reason"].as_str().expect("reason");
     assert!(reason.contains("3 consecutive"), "{e}");
+    assert!(reason.contains("503"), "{e}");
     assert_eq!(e["stats"]["last_status"], 503, "{e}");
-    assert_eq!(e["stats"]["pending"], logged.len(), "deliveries stay: {e}");
+    assert!(
+        e["stats"]["pending"].as_u64().unwrap_or(0) >= 1,
+        "deliveries stay: {e}"
+    );
     let failed = e["stats"]["failed_attempts"].as_u64().expect("failed");
-    // Attempts in flight when it paused may still end; then nothing more.
+    // Attempts in flight when it paused may still end; no new ones start.
     assert!((3..=3 + 4).contains(&failed), "{e}");
     let (status, body) = call(&s, "POST", "/api/webhooks/wh_nope/resume", None).await;
     assert_eq!(
@@ -491,10 +502,11 @@ async fn an_endpoint_that_keeps_failing_is_paused_and_resumed_over_the_api() {
     let (status, resumed) = call(&s, "POST", &format!("/api/webhooks/{id}/resume"), None).await;
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(resumed["state"], "active");
+    assert!(resumed.get("paused").is_none(), "{resumed}");
     assert_eq!(resumed["stats"]["consecutive_failures"], 0);
-    wait_accepted(&rx, logged.len()).await;
+    wait_accepted(&rx, 1).await;
     wait_endpoint(&s, &id, "delivered after resume", |e| {
-        e["stats"]["delivered"] == logged.len() && e["stats"]["pending"] == 0
+        e["stats"]["pending"] == 0 && e["stats"]["delivered"].as_u64().unwrap_or(0) >= 1
     })
     .await;
     s.stop();
