@@ -130,11 +130,12 @@ async fn hook(req: HttpRequest, body: web::Bytes, rx: web::Data<Receiver>) -> Ht
     if attempt <= rx.fail_first {
         return HttpResponse::InternalServerError().body("not yet");
     }
-    let mut accepted = rx.accepted.lock();
-    if accepted.contains_key(&key) {
-        *rx.repeats.lock() += 1; // de-duplicated: acknowledged, not processed
-    } else {
-        accepted.insert(key, payload);
+    match rx.accepted.lock().entry(key) {
+        // De-duplicated: acknowledged, not processed again.
+        std::collections::hash_map::Entry::Occupied(_) => *rx.repeats.lock() += 1,
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(payload);
+        }
     }
     HttpResponse::NoContent().finish()
 }
