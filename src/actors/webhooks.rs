@@ -505,6 +505,21 @@ mod tests {
                 "{attempts}: {lo}..{hi}"
             );
         }
+        // Uniform over the range: the mean is half the ceiling (the
+        // production generator, not only the seeded one).
+        let mut thread = rand::thread_rng();
+        for attempts in [2u32, 4, 7] {
+            let ceiling = (1_000u64 << (attempts - 1)) as f64;
+            let n = 20_000;
+            let mean = (0..n)
+                .map(|_| backoff_ms(attempts, 1_000, 600_000, &mut thread) as f64)
+                .sum::<f64>()
+                / n as f64;
+            assert!(
+                (mean / ceiling - 0.5).abs() < 0.02,
+                "{attempts}: mean {mean} of ceiling {ceiling}"
+            );
+        }
         // No overflow at the extremes.
         let huge = backoff_ms(u32::MAX, u64::MAX / 2, u64::MAX - 1, &mut rng);
         assert!(huge < u64::MAX);
