@@ -34,6 +34,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Train the fast classifier's four heads and write the model directory.
     Train(TrainArgs),
+    /// Measure the alert rules on simulated synthetic traffic: recall and
+    /// latency per scripted episode, false alarms per hour.
+    AlertsEval(AlertsEvalArgs),
 }
 
 /// Arguments of `starling classify`.
@@ -103,6 +106,26 @@ pub struct TrainArgs {
     /// Seed of the shuffles.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+/// Arguments of `starling alerts-eval`.
+#[derive(Debug, Args, Clone)]
+pub struct AlertsEvalArgs {
+    /// Hours of traffic to simulate (event time; runs far faster).
+    #[arg(long, default_value_t = 6.0)]
+    pub hours: f64,
+    /// A steady stream: no scripted episodes (every episode-kind alert is a false alarm).
+    #[arg(long)]
+    pub no_episodes: bool,
+    /// Seconds after an episode starts within which its alert counts.
+    #[arg(long, default_value_t = 30.0)]
+    pub detect_s: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration (`[alerts]`, `[connectors.synthetic]`, `[entities]` are used).
+    #[command(flatten)]
+    pub overrides: Overrides,
 }
 
 /// Flags shared by the subcommands; they override file and environment.

@@ -187,6 +187,9 @@ pub enum Scope {
     Read,
     /// `POST /api/ingest`.
     Ingest,
+    /// Acknowledging and resolving alerts, managing alert rules (reading
+    /// them needs `read`).
+    Alerts,
     /// Admin endpoints (actors, consumers, dead letters, keys), and everything else.
     Admin,
 }
@@ -209,6 +212,7 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Ingest => "ingest",
+            Scope::Alerts => "alerts",
             Scope::Admin => "admin",
         }
     }
@@ -602,15 +606,15 @@ impl Default for AlertsConfig {
             ],
             bucket_s: 5,
             window_s: 30,
-            baseline_half_life_s: 900,
-            warmup_s: 300,
+            baseline_half_life_s: 600,
+            warmup_s: 600,
             lateness_s: 2,
             min_volume: 15,
-            sentiment_k: 4.0,
+            sentiment_k: 5.0,
             sentiment_floor: 0.05,
             volume_k: 5.0,
             volume_ratio: 2.0,
-            toxicity_k: 4.0,
+            toxicity_k: 5.0,
             toxicity_min: 0.3,
             clear_buckets: 6,
             cooldown_s: 300,

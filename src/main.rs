@@ -36,6 +36,26 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Command::Train(a) => fast_cmd::run_train(a.data, &a.out, a.churn, a.seed),
+        Command::AlertsEval(a) => {
+            let config = a.overrides.load()?;
+            let mut synthetic = config.connectors.synthetic.clone();
+            synthetic.episodes = !a.no_episodes;
+            let spec = starling::alerts::synthetic_eval::EvalSpec {
+                hours: a.hours,
+                synthetic,
+                alerts: config.alerts.clone(),
+                entities: config.entities.clone(),
+                detect_s: a.detect_s,
+                grace_s: 120.0,
+            };
+            let report = starling::alerts::synthetic_eval::run(&spec)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                starling::alerts::synthetic_eval::print(&report);
+            }
+            Ok(())
+        }
         Command::Run(o) => {
             let config = o.load()?;
             starling::telemetry::init_logging();

@@ -17,6 +17,13 @@
 //! - **toxicity surge**: `x − μ ≥ k·max(σ, floor)` and `x ≥ min_level`, with
 //!   at least `min_volume` posts.
 //!
+//! For the means (sentiment, toxicity) the deviation used is also at least
+//! the standard error of a mean of the window's `n` posts, `√(v/n)`, with `v`
+//! the entity's per-post variance baseline: a window of 15 posts varies far
+//! more than one of 500, whatever the baseline of past windows says.
+//! Baselines take samples in winsorised at 3 deviations once warm
+//! ([`Ewma::update_clipped`]).
+//!
 //! The distance past the threshold in deviations, over k, is the `excess`
 //! that [`crate::alerts::model::severity`] turns into 1–10.
 
@@ -55,6 +62,25 @@ impl Ewma {
             self.var = (1.0 - alpha) * (self.var + alpha * d * d);
         }
         self.n += 1;
+    }
+
+    /// Takes in `x` winsorised to `mean ± clip·scale` once warm (`n ≥
+    /// warm`), so that an episode the rules judged (or missed) does not
+    /// inflate the deviation for hours: the robust form of the update.
+    /// An outlier moves the mean by its winsorised value but leaves the
+    /// variance alone: recurring episodes would otherwise widen it a little
+    /// every time, until none stands out.
+    pub fn update_clipped(&mut self, x: f64, alpha: f64, clip: f64, scale: f64, warm: u64) {
+        if !x.is_finite() {
+            return;
+        }
+        let (lo, hi) = (self.mean - clip * scale, self.mean + clip * scale);
+        if self.n >= warm && scale > 0.0 && (x < lo || x > hi) {
+            self.mean += alpha * (x.clamp(lo, hi) - self.mean);
+            self.n += 1;
+        } else {
+            self.update(x, alpha);
+        }
     }
 
     /// The standard deviation.

@@ -27,8 +27,9 @@
 //!   the churn alert of each product and project it is about (or of the
 //!   whole market when it names none); posts within `churn_group_s` of the
 //!   previous one are grouped into the open alert; a quiet `churn_group_s`
-//!   resolves it. Severity grows with the highest risk and with the
-//!   entity's churn posts in the window against its churn baseline;
+//!   resolves it. Severity grows with the highest risk and, for a churn
+//!   wave, with how far the entity's churn posts in the window pass its
+//!   churn baseline (beyond `volume_k` deviations, as for volume);
 //! - **KOL post**: an author with at least `entities.kol_followers`
 //!   followers posting with |sentiment| ≥ `kol_min_sentiment` about a
 //!   project; once per KOL and project per `kol_cooldown_s`, after which it
@@ -80,8 +81,10 @@ struct Bucket {
     volume: u64,
     engagement: u64,
     sentiment_sum: f64,
+    sentiment_sq: f64,
     negative: u64,
     toxicity_sum: f64,
+    toxicity_sq: f64,
     toxicity_n: u64,
     churn: u64,
     /// Sorted, de-duplicated author-id hashes.
@@ -93,11 +96,13 @@ impl Bucket {
         self.volume += 1;
         self.engagement += post.post.engagement.total();
         self.sentiment_sum += post.scores.sentiment.score;
+        self.sentiment_sq += post.scores.sentiment.score * post.scores.sentiment.score;
         if post.scores.sentiment.label == SentimentLabel::Negative {
             self.negative += 1;
         }
         if let Some(t) = post.scores.toxicity {
             self.toxicity_sum += t;
+            self.toxicity_sq += t * t;
             self.toxicity_n += 1;
         }
         if post.scores.churn_risk.is_some_and(|c| c >= churn_threshold) {
@@ -113,8 +118,10 @@ impl Bucket {
         self.volume += other.volume;
         self.engagement += other.engagement;
         self.sentiment_sum += other.sentiment_sum;
+        self.sentiment_sq += other.sentiment_sq;
         self.negative += other.negative;
         self.toxicity_sum += other.toxicity_sum;
+        self.toxicity_sq += other.toxicity_sq;
         self.toxicity_n += other.toxicity_n;
         self.churn += other.churn;
     }
@@ -169,6 +176,9 @@ struct EntityState {
     sentiment: Ewma,
     toxicity: Ewma,
     churn: Ewma,
+    /// Per-post variance of sentiment and toxicity (for the standard error).
+    sentiment_var: Ewma,
+    toxicity_var: Ewma,
     active: HashMap<RuleKey, Active>,
     cooldown_until: HashMap<RuleKey, i64>,
 }
@@ -223,6 +233,9 @@ struct ChurnGroup {
     alert_id: String,
     last_ms: i64,
     ids: HashSet<String>,
+    /// Highest severity announced since the group last calmed down (3 below
+    /// it): a rise past it is an `updated` event, wobbles are not.
+    peak: u8,
 }
 
 /// The alert engine (see the module doc).
@@ -338,6 +351,7 @@ impl Engine {
                         alert_id: alert.id.clone(),
                         last_ms: alert.window.to_ms,
                         ids: alert.evidence.posts.iter().map(|p| p.id.clone()).collect(),
+                        peak: alert.severity,
                     },
                 );
             }
@@ -527,9 +541,10 @@ impl Engine {
         }
         if let Some(x) = w.metric(RuleMetric::SentimentIndex) {
             if enough_history(&state.sentiment) {
+                let se = (state.sentiment_var.mean.max(0.0) / volume.max(1) as f64).sqrt();
                 let t = Test::Shift {
                     k: cfg.sentiment_k,
-                    floor: cfg.sentiment_floor,
+                    floor: cfg.sentiment_floor.max(se),
                 };
                 judged.push((
                     AlertKind::SentimentShift,
@@ -541,9 +556,10 @@ impl Engine {
         }
         if let Some(x) = w.metric(RuleMetric::Toxicity) {
             if enough_history(&state.toxicity) {
+                let se = (state.toxicity_var.mean.max(0.0) / w.sum.toxicity_n.max(1) as f64).sqrt();
                 let t = Test::Surge {
                     k: cfg.toxicity_k,
-                    floor: 0.02,
+                    floor: se.max(0.02),
                     min_level: cfg.toxicity_min,
                 };
                 judged.push((
@@ -659,6 +675,10 @@ impl Engine {
         let alpha = self.alpha;
         let min_volume = self.cfg.min_volume;
         let window_buckets = self.window_buckets as u64;
+        // Winsorise from two windows of history on, long before the rules
+        // judge: an episode inside the warm-up must not become the normal.
+        let warmup = 2 * window_buckets;
+        let sentiment_floor = self.cfg.sentiment_floor;
         let Some(state) = self.entities.get_mut(entity) else {
             return;
         };
@@ -672,16 +692,31 @@ impl Engine {
             a(open(AlertKind::SentimentShift)),
             a(open(AlertKind::ToxicitySurge)),
         );
-        state.volume.update(volume as f64, va);
-        state.churn.update(w.sum.churn as f64, alpha);
+        const CLIP: f64 = 3.0;
+        let spread = |b: &Ewma| b.dev().max(b.mean.max(0.0).sqrt()).max(1.0);
+        let (vs, cs) = (spread(&state.volume), spread(&state.churn));
+        state
+            .volume
+            .update_clipped(volume as f64, va, CLIP, vs, warmup);
+        state
+            .churn
+            .update_clipped(w.sum.churn as f64, alpha, CLIP, cs, warmup);
         if volume >= min_volume.max(1) {
+            let n = volume as f64;
             if let Some(x) = w.metric(RuleMetric::SentimentIndex) {
-                state.sentiment.update(x, sa);
+                let s = state.sentiment.dev().max(sentiment_floor);
+                state.sentiment.update_clipped(x, sa, CLIP, s, warmup);
+                let var = (w.sum.sentiment_sq / n - x * x).max(0.0);
+                state.sentiment_var.update(var, alpha);
             }
         }
         if w.sum.toxicity_n >= min_volume.max(1) {
+            let n = w.sum.toxicity_n as f64;
             if let Some(x) = w.metric(RuleMetric::Toxicity) {
-                state.toxicity.update(x, ta);
+                let s = state.toxicity.dev().max(0.02);
+                state.toxicity.update_clipped(x, ta, CLIP, s, warmup);
+                let var = (w.sum.toxicity_sq / n - x * x).max(0.0);
+                state.toxicity_var.update(var, alpha);
             }
         }
     }
@@ -854,7 +889,15 @@ impl Engine {
                 None => (1, Ewma::default()),
             };
             let s = base.dev().max(base.mean.max(0.0).sqrt()).max(1.0);
-            let burst = ((recent as f64 - base.mean) / s).max(0.0) / self.cfg.volume_k.max(1.0);
+            // Only a burst past volume_k deviations raises the severity:
+            // ordinary churn (a few posts a window) stays at the level its
+            // risk gives.
+            let k = self.cfg.volume_k.max(1.0);
+            let burst = if base.n >= self.warmup_buckets.max(1) {
+                ((recent as f64 - base.mean) / s - k).max(0.0) / k
+            } else {
+                0.0
+            };
             let group = self
                 .churn
                 .get_mut(entity)
@@ -888,13 +931,18 @@ impl Engine {
                     alert.window.to_ms = alert.window.to_ms.max(t + 1);
                     alert.title = churn_title(entity, e.matched);
                     alert.updated_at_ms = wall_ms;
-                    let sev = severity((e.value - thr) / (1.0 - thr).max(1e-9) + burst);
-                    let event = if sev > alert.severity {
-                        alert.severity = sev;
-                        Some(AlertEventType::Updated)
+                    // The severity follows the group as it is now: it rises
+                    // with a wave (an update people are told about) and
+                    // settles quietly after it.
+                    let sev = severity((risk - thr) / (1.0 - thr).max(1e-9) + burst);
+                    let event =
+                        (sev > g.peak.max(alert.severity)).then_some(AlertEventType::Updated);
+                    g.peak = if sev + 3 <= g.peak {
+                        sev
                     } else {
-                        None
+                        g.peak.max(sev)
                     };
+                    alert.severity = sev;
                     out.push(Change {
                         alert: alert.clone(),
                         event,
@@ -934,6 +982,7 @@ impl Engine {
                             alert_id: alert.id.clone(),
                             last_ms: t,
                             ids: HashSet::from([post.post.id.clone()]),
+                            peak: alert.severity,
                         },
                     );
                     self.alerts.insert(alert.id.clone(), alert.clone());

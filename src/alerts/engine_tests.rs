@@ -343,7 +343,7 @@ fn custom_rules_fire_past_their_threshold_with_the_minimum_volume() {
         &mut e,
         0..20,
         |b| if b < 5 { 3 } else { 10 },
-        |b, q| q.sentiment = if b < 5 || b >= 10 { -0.5 } else { 0.5 },
+        |b, q| q.sentiment = if (5..10).contains(&b) { 0.5 } else { -0.5 },
     );
     let fired: Vec<_> = raised(&changes, AlertKind::Custom);
     // Buckets 0..5 are negative but have 6 posts in 20 s (< 10): no alert.

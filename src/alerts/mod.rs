@@ -14,3 +14,4 @@
 pub mod baseline;
 pub mod engine;
 pub mod model;
+pub mod synthetic_eval;

@@ -401,7 +401,7 @@ impl RuleSpec {
         }
         if self.window_s < bucket_s.max(1)
             || self.window_s > MAX_RULE_WINDOW_S
-            || self.window_s % bucket_s.max(1) != 0
+            || !self.window_s.is_multiple_of(bucket_s.max(1))
         {
             return Err(format!(
                 "window_s must be a multiple of {bucket_s} between {bucket_s} and {MAX_RULE_WINDOW_S}"

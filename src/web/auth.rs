@@ -2,8 +2,9 @@
 //!
 //! Every request except `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` needs a scope:
 //! `ingest` for `POST /api/ingest`, `admin` for `/api/admin/…` and
-//! `/api/webhooks…`, `read` for
-//! everything else (lookups and `/ws`); `admin` includes the others. When
+//! `/api/webhooks…`, `alerts` for changes under `/api/alerts…` (acknowledge,
+//! resolve, rules), `read` for everything else (lookups, reading alerts and
+//! `/ws`); `admin` includes the others. When
 //! auth is on (`auth.mode`: `on`, or `auto` on a non-loopback address) the
 //! key comes as `Authorization: Bearer KEY`, or as `?token=KEY` on the
 //! WebSocket upgrade; a missing or unknown key gets `401`, a key without the
@@ -220,8 +221,13 @@ impl Caller {
 }
 
 /// The scope a request needs, if any.
-pub fn required_scope(path: &str) -> Option<Scope> {
+pub fn required_scope(method: &actix_web::http::Method, path: &str) -> Option<Scope> {
     match path {
+        p if (p == "/api/alerts" || p.starts_with("/api/alerts/"))
+            && method != actix_web::http::Method::GET =>
+        {
+            Some(Scope::Alerts)
+        }
         "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" => None,
         "/api/ingest" => Some(Scope::Ingest),
         p if p == "/api/admin" || p.starts_with("/api/admin/") => Some(Scope::Admin),
@@ -255,7 +261,7 @@ pub async fn guard(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let Some(scope) = required_scope(req.path()) else {
+    let Some(scope) = required_scope(req.method(), req.path()) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let auth = &state.auth;

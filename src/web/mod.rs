@@ -1,5 +1,6 @@
 //! The web server: REST API, WebSocket feed, health and metrics.
 
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod ingest;

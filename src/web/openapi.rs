@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Starling",
-        description = "Real-time social listening: metric lookups, posts and search, ingest, live feeds and admin. Errors are `{\"error\": {\"code\", \"message\"}}`. Times are RFC 3339 or unix milliseconds; durations in field names carry their unit (`_ms`, `_s`). With auth on, send `Authorization: Bearer KEY` (scopes: read, ingest, admin).",
+        description = "Real-time social listening: metric lookups, posts and search, ingest, live feeds and admin. Errors are `{\"error\": {\"code\", \"message\"}}`. Times are RFC 3339 or unix milliseconds; durations in field names carry their unit (`_ms`, `_s`). With auth on, send `Authorization: Bearer KEY` (scopes: read, ingest, alerts, admin).",
         version = env!("CARGO_PKG_VERSION"),
     ),
     paths(
@@ -36,6 +36,14 @@ use utoipa::{Modify, OpenApi};
         super::auth::list_keys,
         super::auth::create_key,
         super::auth::delete_key,
+        super::alerts::list,
+        super::alerts::list_rules,
+        super::alerts::create_rule,
+        super::alerts::get_rule,
+        super::alerts::delete_rule,
+        super::alerts::get,
+        super::alerts::acknowledge,
+        super::alerts::resolve,
         super::webhooks::list,
         super::webhooks::create,
         super::webhooks::get,
@@ -52,6 +60,7 @@ use utoipa::{Modify, OpenApi};
         (name = "ingest", description = "Posting posts into the pipeline"),
         (name = "live", description = "The WebSocket feed"),
         (name = "admin", description = "Actors, dead letters, API keys (admin scope)"),
+        (name = "alerts", description = "Alerts (read scope to list; alerts scope to acknowledge, resolve and manage rules)"),
         (name = "webhooks", description = "Webhook endpoints alert events are delivered to (admin scope)"),
     )
 )]

@@ -139,6 +139,38 @@ fn table(mounted: &Mounted) -> Vec<(Method, &'static str, actix_web::Route)> {
             "/api/admin/keys/{id}",
             web::to(super::auth::delete_key),
         ),
+        (Method::GET, "/api/alerts", web::to(super::alerts::list)),
+        (
+            Method::GET,
+            "/api/alerts/rules",
+            web::to(super::alerts::list_rules),
+        ),
+        (
+            Method::POST,
+            "/api/alerts/rules",
+            web::to(super::alerts::create_rule),
+        ),
+        (
+            Method::GET,
+            "/api/alerts/rules/{id}",
+            web::to(super::alerts::get_rule),
+        ),
+        (
+            Method::DELETE,
+            "/api/alerts/rules/{id}",
+            web::to(super::alerts::delete_rule),
+        ),
+        (Method::GET, "/api/alerts/{id}", web::to(super::alerts::get)),
+        (
+            Method::POST,
+            "/api/alerts/{id}/ack",
+            web::to(super::alerts::acknowledge),
+        ),
+        (
+            Method::POST,
+            "/api/alerts/{id}/resolve",
+            web::to(super::alerts::resolve),
+        ),
         (Method::GET, "/api/webhooks", web::to(super::webhooks::list)),
         (
             Method::POST,

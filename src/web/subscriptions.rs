@@ -27,7 +27,7 @@ use std::collections::HashSet;
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
     /// Start receiving a channel.
-    Subscribe(SubscribeRequest),
+    Subscribe(Box<SubscribeRequest>),
     /// Stop a subscription.
     Unsubscribe {
         /// Its id.
@@ -267,7 +267,7 @@ mod tests {
 
     fn parse(json: &str) -> Result<Subscription, Refusal> {
         match serde_json::from_str::<Request>(json) {
-            Ok(Request::Subscribe(r)) => Subscription::from_request(r),
+            Ok(Request::Subscribe(r)) => Subscription::from_request(*r),
             other => panic!("not a subscribe: {other:?}"),
         }
     }

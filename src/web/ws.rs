@@ -241,7 +241,7 @@ impl WsSession {
                     );
                     return self.enqueue(Self::error_frame("too_many_subscriptions", &msg), ctx);
                 }
-                match Subscription::from_request(r) {
+                match Subscription::from_request(*r) {
                     Err((code, message)) => self.enqueue(Self::error_frame(code, &message), ctx),
                     Ok(sub) => {
                         let id = self.next_subscription;

@@ -21,6 +21,12 @@ pub struct Starling {
 impl Starling {
     /// Starts `starling run` on a free port over `data`, with extra flags.
     pub fn start(data: &Path, extra: &[&str]) -> Starling {
+        Starling::start_with_env(data, extra, &[])
+    }
+
+    /// Like [`Starling::start`], with extra environment variables (set last,
+    /// so they override the defaults below).
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Starling {
         let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
             .args(["run", "--http", "127.0.0.1:0", "--data"])
             .arg(data)
@@ -32,6 +38,7 @@ impl Starling {
             .env("STARLING_AGGREGATION__FLUSH_INTERVAL_MS", "100")
             // Acks lost in a broker restart come back sooner.
             .env("STARLING_BUS__ACK_WAIT_MS", "5000")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn starling");
