@@ -1,5 +1,6 @@
-//! The command line: `starling run` and `starling config`, and the fast
-//! classifier's `classify`, `eval` and `train`.
+//! The command line: `starling run` and `starling config`, the
+//! classifiers' `classify` and `eval`, and the training commands `train`
+//! (fast tier) and `train-encoder` (encoder tier's heads).
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
@@ -34,13 +35,17 @@ pub enum Command {
     Eval(EvalArgs),
     /// Train the fast classifier's four heads and write the model directory.
     Train(TrainArgs),
+    /// Train the encoder tier's four heads on MiniLM embeddings and write
+    /// `heads.json` and `heads.safetensors`.
+    TrainEncoder(TrainEncoderArgs),
 }
 
 /// Arguments of `starling classify`.
 #[derive(Debug, Args, Clone)]
 pub struct ClassifyArgs {
-    /// Which classifier: `fast` (built in), `encoder` (not built yet); the
-    /// `lexicon` tier has sentiment only and cannot fill the output.
+    /// Which classifier: `fast` (built in) or `encoder` (MiniLM + heads:
+    /// run models/fetch-minilm.sh first); the `lexicon` tier has sentiment
+    /// only and cannot fill the output.
     #[arg(long, value_enum, default_value_t = crate::config::Tier::Fast)]
     pub tier: crate::config::Tier,
     /// Load the fast model from this directory instead of the built-in one.
@@ -67,6 +72,9 @@ pub enum EvalTask {
 /// Arguments of `starling eval`.
 #[derive(Debug, Args, Clone)]
 pub struct EvalArgs {
+    /// Which classifier: `fast` (built in) or `encoder`.
+    #[arg(long, value_enum, default_value_t = crate::config::Tier::Fast)]
+    pub tier: crate::config::Tier,
     /// Which head to score.
     #[arg(long, value_enum)]
     pub task: EvalTask,
@@ -103,6 +111,40 @@ pub struct TrainArgs {
     /// Seed of the shuffles.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+/// Arguments of `starling train-encoder`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainEncoderArgs {
+    /// The labelled data sets (`../shared/data`).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The all-MiniLM-L6-v2 folder (models/fetch-minilm.sh writes it).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "models/cache/all-minilm-l6-v2"
+    )]
+    pub model: PathBuf,
+    /// Where to write the heads (`models/encoder`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The churn data set (`split<TAB>label<TAB>text`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "models/data/churn/churn.tsv"
+    )]
+    pub churn: PathBuf,
+    /// Cache of computed embeddings and of the held-out fast model (git-ignored).
+    #[arg(long, value_name = "DIR", default_value = "models/cache/encoder-train")]
+    pub cache: PathBuf,
+    /// Seed of the weight initialisation and shuffles.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Most fitting rows per task (a fixed subsample beyond that).
+    #[arg(long, value_name = "N", default_value_t = 16_000)]
+    pub max_fit_rows: usize,
 }
 
 /// Flags shared by the subcommands; they override file and environment.

@@ -28,6 +28,7 @@ fn main() -> anyhow::Result<()> {
                 EvalTask::Churn => Task::Churn,
             };
             fast_cmd::run_eval(
+                a.tier,
                 task,
                 &a.file,
                 a.split.as_deref(),
@@ -36,6 +37,18 @@ fn main() -> anyhow::Result<()> {
             )
         }
         Command::Train(a) => fast_cmd::run_train(a.data, &a.out, a.churn, a.seed),
+        #[cfg(feature = "encoder")]
+        Command::TrainEncoder(a) => {
+            let mut opts = starling::nlp::encoder::train::EncoderTrainOptions::new(
+                a.data, a.churn, a.model, a.cache, a.seed,
+            );
+            opts.max_fit_rows = a.max_fit_rows;
+            fast_cmd::run_train_encoder(&opts, &a.out)
+        }
+        #[cfg(not(feature = "encoder"))]
+        Command::TrainEncoder(_) => anyhow::bail!(
+            "train-encoder is not part of this build (built without the `encoder` cargo feature)"
+        ),
         Command::Run(o) => {
             let config = o.load()?;
             starling::telemetry::init_logging();

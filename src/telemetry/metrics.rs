@@ -76,7 +76,52 @@ counters! {
     HTTP_RATE_LIMITED = "starling_http_rate_limited_total", "Requests refused with 429 by the per-key rate limit.";
     ACTOR_RESTARTS = "starling_actor_restarts_total", "Supervised actor restarts.";
     ACTOR_PANICS = "starling_actor_panics_total", "Supervised actors that panicked.";
+    INFERENCE_BATCHES = "starling_inference_batches_total", "Model calls of the batching inference worker (encoder tier).";
+    INFERENCE_TEXTS = "starling_inference_texts_total", "Texts run through the batching inference worker (encoder tier).";
 }
+
+/// A value set by its owner, rendered as a Prometheus gauge.
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Gauge {
+    const fn new(name: &'static str, help: &'static str) -> Self {
+        Gauge {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the value.
+    pub fn set(&self, v: f64) {
+        self.value.store(v.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.value.load(Ordering::Relaxed))
+    }
+
+    /// Metric name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// 1 while `classifier.tier = "encoder"` is configured but the classifier
+/// runs the fast tier instead (weights missing, or a build without the
+/// `encoder` feature); 0 otherwise.
+pub static CLASSIFIER_TIER_FALLBACK: Gauge = Gauge::new(
+    "starling_classifier_tier_fallback",
+    "1 while the configured encoder classifier tier could not be loaded and the fast tier runs instead.",
+);
+
+/// Gauges kept in statics (the others are computed when rendered).
+pub static STATIC_GAUGES: &[&Gauge] = &[&CLASSIFIER_TIER_FALLBACK];
 
 /// Renders every counter plus the given gauges (name, help, labels, value)
 /// in the Prometheus text format.
@@ -90,6 +135,16 @@ pub fn render(gauges: &[(&str, &str, String, f64)]) -> String {
             c.name,
             c.name,
             c.get()
+        ));
+    }
+    for g in STATIC_GAUGES {
+        out.push_str(&format!(
+            "# HELP {} {}\n# TYPE {} gauge\n{} {}\n",
+            g.name,
+            g.help,
+            g.name,
+            g.name,
+            g.get()
         ));
     }
     let mut last = "";
