@@ -5,7 +5,7 @@
 //! after `models/fetch-minilm.sh`; without the weights it says so and
 //! measures nothing.
 //!
-//! Texts: the first 512 TweetEval sentiment validation tweets from
+//! Texts: the first 256 TweetEval sentiment validation tweets from
 //! `../shared/data` when that folder is there, else a fixed set of social
 //! posts repeated.
 
@@ -80,15 +80,15 @@ fn bench_encoder(c: &mut Criterion) {
             return;
         }
     };
-    let posts = texts(512);
+    let posts = texts(256);
     let mut group = c.benchmark_group("classify_encoder");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements(posts.len() as u64));
-    group.bench_function("batching_path_2_workers_512_posts", |b| {
+    group.bench_function("batching_path_2_workers_256_posts", |b| {
         b.iter(|| {
             rt.block_on(async {
-                // Two classifier workers, 256 posts each, sharing the batcher.
+                // Two classifier workers, 128 posts each, sharing the batcher.
                 let (a, z) = posts.split_at(posts.len() / 2);
                 let (x, y) = tokio::join!(
                     scorer.score_batch(a.to_vec()),

@@ -142,9 +142,6 @@ pub struct TrainEncoderArgs {
     /// Seed of the weight initialisation and shuffles.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Most fitting rows per task (a fixed subsample beyond that).
-    #[arg(long, value_name = "N", default_value_t = 16_000)]
-    pub max_fit_rows: usize,
 }
 
 /// Flags shared by the subcommands; they override file and environment.

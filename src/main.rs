@@ -39,10 +39,9 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => fast_cmd::run_train(a.data, &a.out, a.churn, a.seed),
         #[cfg(feature = "encoder")]
         Command::TrainEncoder(a) => {
-            let mut opts = starling::nlp::encoder::train::EncoderTrainOptions::new(
+            let opts = starling::nlp::encoder::train::EncoderTrainOptions::new(
                 a.data, a.churn, a.model, a.cache, a.seed,
             );
-            opts.max_fit_rows = a.max_fit_rows;
             fast_cmd::run_train_encoder(&opts, &a.out)
         }
         #[cfg(not(feature = "encoder"))]

@@ -16,9 +16,10 @@
 //! 3. Every text is embedded (mean-pooled, L2-normalised MiniLM vectors);
 //!    the vectors are cached under `--cache` (git-ignored), keyed by the
 //!    texts and the encoder weights, so reruns skip this slow step.
-//!    At most `max_fit_rows` (16,000) fitting rows per task are used, a
-//!    fixed subsample (lowest hash of the normalised text): embedding is the
-//!    slow step on a CPU.
+//!    Embedding is the slow step on a CPU, so at most 16,000 fitting rows
+//!    are used for sentiment, 6,000 for emotion and toxicity, and 2,000
+//!    held-out rows for emotion: fixed subsamples (lowest hash of the
+//!    normalised text).
 //! 4. Per task, a one-hidden-layer MLP (ReLU) over the standardised vector
 //!    is trained with AdamW (candle-nn) on the fitting part, with class
 //!    weights `(n / (k · n_class))^balance` and soft multi-label targets for
@@ -80,10 +81,12 @@ pub struct EncoderTrainOptions {
     pub seed: u64,
     /// Texts per embedding batch.
     pub embed_batch: usize,
-    /// Most fitting rows per task (a deterministic subsample beyond that:
-    /// embedding is the slow step on a CPU); the held-out slices and the
-    /// dev splits are always complete.
-    pub max_fit_rows: usize,
+    /// Most fitting rows per task, [`TASKS`] order (a fixed subsample
+    /// beyond that: embedding is the slow step on a CPU).
+    pub max_fit_rows: [usize; 4],
+    /// Most held-out rows per task (same subsampling); the dev splits are
+    /// always complete.
+    pub max_held_out_rows: [usize; 4],
     /// Heads, in [`TASKS`] order.
     pub heads: [MlpHyper; 4],
     /// Candidate fast-tier weights of the blend.
@@ -108,7 +111,8 @@ impl EncoderTrainOptions {
             cache,
             seed,
             embed_batch: 64,
-            max_fit_rows: 16_000,
+            max_fit_rows: [16_000, 6_000, 6_000, usize::MAX],
+            max_held_out_rows: [usize::MAX, 2_000, usize::MAX, usize::MAX],
             heads: [h(25, 1.0), h(25, 0.7), h(25, 1.0), h(80, 1.0)],
             blend_grid: (0..=16).map(|i| i as f32 * 0.25).collect(),
         }
@@ -299,6 +303,24 @@ fn split(rows: Vec<Labelled>, modulus: u64) -> (Vec<Labelled>, Vec<Labelled>) {
         .partition(|r| !is_held_out(&r.text, modulus))
 }
 
+/// Keeps the `max` rows whose normalised text hashes lowest (a fixed,
+/// seed-independent subsample), in that order.
+fn subsample(rows: &mut Vec<Labelled>, max: usize) {
+    if rows.len() <= max {
+        return;
+    }
+    let mut keyed: Vec<(u64, Labelled)> = std::mem::take(rows)
+        .into_iter()
+        .map(|r| {
+            let k = xxhash_rust::xxh3::xxh3_64_with_seed(norm_key(&r.text).as_bytes(), 1);
+            (k, r)
+        })
+        .collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.truncate(max);
+    *rows = keyed.into_iter().map(|(_, r)| r).collect();
+}
+
 fn load_tasks(opts: &EncoderTrainOptions) -> Result<Vec<TaskRows>, EncoderTrainError> {
     let sent = fast_train::load_sentiment(&opts.data)?;
     let (fit, holdout) = split(sent.train, 10);
@@ -346,20 +368,9 @@ fn load_tasks(opts: &EncoderTrainOptions) -> Result<Vec<TaskRows>, EncoderTrainE
             eval::read_churn(&opts.churn, Some("dev"))?,
         )],
     });
-    for t in &mut tasks {
-        if t.fit.len() > opts.max_fit_rows {
-            // The rows whose key hashes lowest: a fixed, seed-independent subsample.
-            let mut keyed: Vec<(u64, Labelled)> = std::mem::take(&mut t.fit)
-                .into_iter()
-                .map(|r| {
-                    let k = xxhash_rust::xxh3::xxh3_64_with_seed(norm_key(&r.text).as_bytes(), 1);
-                    (k, r)
-                })
-                .collect();
-            keyed.sort_by_key(|(k, _)| *k);
-            keyed.truncate(opts.max_fit_rows);
-            t.fit = keyed.into_iter().map(|(_, r)| r).collect();
-        }
+    for (i, t) in tasks.iter_mut().enumerate() {
+        subsample(&mut t.fit, opts.max_fit_rows[i]);
+        subsample(&mut t.holdout, opts.max_held_out_rows[i]);
     }
     for t in &tasks {
         if t.fit.is_empty() || t.holdout.is_empty() {
