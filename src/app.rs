@@ -335,8 +335,8 @@ async fn start_classifiers(
     bus: &Arc<dyn Bus>,
 ) -> anyhow::Result<()> {
     let scorer =
-        Arc::new(Scorer::new(config.classifier.tier).context("building the classifier tier")?);
-    tracing::info!(tier = ?config.classifier.tier, "classifier tier ready");
+        Arc::new(Scorer::for_pipeline(&config.classifier).context("building the classifier tier")?);
+    tracing::info!(tier = ?config.classifier.tier, model = scorer.model_id(), "classifier tier ready");
     let extractor = Arc::new(Extractor::new(&config.entities));
     for i in 0..config.classifier.workers {
         let deps = ClassifierDeps {

@@ -1,5 +1,6 @@
-//! The command line: `starling run` and `starling config`, and the fast
-//! classifier's `classify`, `eval` and `train`.
+//! The command line: `starling run` and `starling config`, the
+//! classifiers' `classify` and `eval`, and the training commands `train`
+//! (fast tier) and `train-encoder` (encoder tier's heads).
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
@@ -37,13 +38,17 @@ pub enum Command {
     /// Measure the alert rules on simulated synthetic traffic: recall and
     /// latency per scripted episode, false alarms per hour.
     AlertsEval(AlertsEvalArgs),
+    /// Train the encoder tier's four heads on MiniLM embeddings and write
+    /// `heads.json` and `heads.safetensors`.
+    TrainEncoder(TrainEncoderArgs),
 }
 
 /// Arguments of `starling classify`.
 #[derive(Debug, Args, Clone)]
 pub struct ClassifyArgs {
-    /// Which classifier: `fast` (built in), `encoder` (not built yet); the
-    /// `lexicon` tier has sentiment only and cannot fill the output.
+    /// Which classifier: `fast` (built in) or `encoder` (MiniLM + heads:
+    /// run models/fetch-minilm.sh first); the `lexicon` tier has sentiment
+    /// only and cannot fill the output.
     #[arg(long, value_enum, default_value_t = crate::config::Tier::Fast)]
     pub tier: crate::config::Tier,
     /// Load the fast model from this directory instead of the built-in one.
@@ -70,6 +75,9 @@ pub enum EvalTask {
 /// Arguments of `starling eval`.
 #[derive(Debug, Args, Clone)]
 pub struct EvalArgs {
+    /// Which classifier: `fast` (built in) or `encoder`.
+    #[arg(long, value_enum, default_value_t = crate::config::Tier::Fast)]
+    pub tier: crate::config::Tier,
     /// Which head to score.
     #[arg(long, value_enum)]
     pub task: EvalTask,
@@ -126,6 +134,37 @@ pub struct AlertsEvalArgs {
     /// Configuration (`[alerts]`, `[connectors.synthetic]`, `[entities]` are used).
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+/// Arguments of `starling train-encoder`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainEncoderArgs {
+    /// The labelled data sets (`../shared/data`).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The all-MiniLM-L6-v2 folder (models/fetch-minilm.sh writes it).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "models/cache/all-minilm-l6-v2"
+    )]
+    pub model: PathBuf,
+    /// Where to write the heads (`models/encoder`).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The churn data set (`split<TAB>label<TAB>text`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "models/data/churn/churn.tsv"
+    )]
+    pub churn: PathBuf,
+    /// Cache of computed embeddings and of the held-out fast model (git-ignored).
+    #[arg(long, value_name = "DIR", default_value = "models/cache/encoder-train")]
+    pub cache: PathBuf,
+    /// Seed of the weight initialisation and shuffles.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 /// Flags shared by the subcommands; they override file and environment.

@@ -400,12 +400,16 @@ pub struct ReplayConfig {
 pub struct ClassifierConfig {
     /// The classifier tier: `fast` (trained linear model: sentiment,
     /// emotion, toxicity, churn risk; the default), `lexicon` (VADER,
-    /// sentiment only) or `encoder` (not built yet).
+    /// sentiment only) or `encoder` (MiniLM embeddings + trained heads
+    /// blended with the fast tier: same outputs, slower, better sentiment;
+    /// falls back to `fast`, with a warning, when its files are missing).
     pub tier: Tier,
     /// Worker actors sharing the `classify` consumer.
     pub workers: usize,
     /// Most posts a worker takes from the bus at once.
     pub batch_size: usize,
+    /// The encoder tier's files and batching (used when `tier = "encoder"`).
+    pub encoder: EncoderConfig,
 }
 
 impl Default for ClassifierConfig {
@@ -414,8 +418,54 @@ impl Default for ClassifierConfig {
             tier: Tier::Fast,
             workers: 2,
             batch_size: 512,
+            encoder: EncoderConfig::default(),
         }
     }
+}
+
+/// The encoder tier (`[classifier.encoder]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderConfig {
+    /// Folder with all-MiniLM-L6-v2's `config.json`, `model.safetensors`
+    /// and `tokenizer.json` (`models/fetch-minilm.sh` writes it).
+    pub model_dir: PathBuf,
+    /// Folder with the trained heads (`heads.json`, `heads.safetensors`).
+    pub heads_dir: PathBuf,
+    /// Most texts per model call; the classifier workers' posts are
+    /// batched together up to this size.
+    pub max_batch: usize,
+    /// Longest a text waits for its batch to fill, in milliseconds.
+    pub max_wait_ms: u64,
+    /// Most texts queued for (or in) inference; classifier workers wait
+    /// beyond it.
+    pub queue: usize,
+    /// Where the model runs: `cpu`, or `cuda` (a build with the `cuda`
+    /// feature and an NVIDIA GPU).
+    pub device: EncoderDevice,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            model_dir: PathBuf::from("models/cache/all-minilm-l6-v2"),
+            heads_dir: PathBuf::from("models/encoder"),
+            max_batch: 64,
+            max_wait_ms: 5,
+            queue: 1024,
+            device: EncoderDevice::Cpu,
+        }
+    }
+}
+
+/// Where the encoder tier runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderDevice {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
 }
 
 /// A classifier tier.
@@ -426,7 +476,7 @@ pub enum Tier {
     Fast,
     /// VADER's lexicon (sentiment only).
     Lexicon,
-    /// The encoder model (not built yet).
+    /// MiniLM embeddings with trained heads, blended with the fast tier.
     Encoder,
 }
 
@@ -817,8 +867,11 @@ impl Config {
         if !(self.connectors.synthetic.rate.is_finite() && self.connectors.synthetic.rate >= 0.0) {
             return bad("connectors.synthetic.rate must be a number >= 0");
         }
-        if self.classifier.tier == Tier::Encoder && self.runs(Role::Classify) {
-            return bad("classifier.tier = \"encoder\" is not built yet: use \"fast\" (default) or \"lexicon\"");
+        let enc = &self.classifier.encoder;
+        if enc.max_batch == 0 || enc.queue == 0 {
+            return bad(
+                "classifier.encoder.max_batch and classifier.encoder.queue must be at least 1",
+            );
         }
         if self.classifier.workers == 0 {
             return bad("classifier.workers must be at least 1");
@@ -1055,5 +1108,35 @@ mod tests {
         c.bus.nats_url = "nats://127.0.0.1:4222".into();
         c.validate().expect("a shard subset over NATS is fine");
         assert_eq!(c.owned_shards(), vec![1, 3]);
+    }
+
+    #[test]
+    fn the_encoder_section_has_defaults_and_env_overrides() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("STARLING_CLASSIFIER__TIER", "encoder"),
+                ("STARLING_CLASSIFIER__ENCODER__MAX_BATCH", "16"),
+                ("STARLING_CLASSIFIER__ENCODER__DEVICE", "cuda"),
+                ("STARLING_CLASSIFIER__ENCODER__MODEL_DIR", "/m"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(c.classifier.tier, Tier::Encoder);
+        let e = &c.classifier.encoder;
+        assert_eq!((e.max_batch, e.max_wait_ms, e.queue), (16, 5, 1024));
+        assert_eq!(e.device, EncoderDevice::Cuda);
+        assert_eq!(e.model_dir, PathBuf::from("/m"));
+        assert_eq!(e.heads_dir, PathBuf::from("models/encoder"));
+        c.validate().expect("the encoder tier is a valid choice");
+        let c = Config::load(None, env(&[("STARLING_CLASSIFIER__ENCODER__QUEUE", "0")]))
+            .expect("parses");
+        assert!(c.validate().unwrap_err().to_string().contains("queue"));
+        let e = Config::load(
+            None,
+            env(&[("STARLING_CLASSIFIER__ENCODER__DEVICE", "tpu")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("DEVICE"), "{e}");
     }
 }

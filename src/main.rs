@@ -28,6 +28,7 @@ fn main() -> anyhow::Result<()> {
                 EvalTask::Churn => Task::Churn,
             };
             fast_cmd::run_eval(
+                a.tier,
                 task,
                 &a.file,
                 a.split.as_deref(),
@@ -56,6 +57,17 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "encoder")]
+        Command::TrainEncoder(a) => {
+            let opts = starling::nlp::encoder::train::EncoderTrainOptions::new(
+                a.data, a.churn, a.model, a.cache, a.seed,
+            );
+            fast_cmd::run_train_encoder(&opts, &a.out)
+        }
+        #[cfg(not(feature = "encoder"))]
+        Command::TrainEncoder(_) => anyhow::bail!(
+            "train-encoder is not part of this build (built without the `encoder` cargo feature)"
+        ),
         Command::Run(o) => {
             let config = o.load()?;
             starling::telemetry::init_logging();

@@ -1,13 +1,19 @@
 //! Classifier workers: score raw posts and attribute them to entities.
 //!
 //! Every worker opens the same durable consumer (`classify`) on the raw
-//! stream, so the pool shares the work; a worker takes a batch, scores each
-//! post with the configured tier ([`Scorer`]), extracts its entities, publishes the
+//! stream, so the pool shares the work; a worker takes a batch, scores its
+//! posts with the configured tier ([`Scorer::score_batch`]: in place for the
+//! fast and lexicon tiers, through the shared batching inference worker for
+//! the encoder tier), extracts each post's entities, publishes the
 //! enriched post on each shard subject it belongs to
 //! ([`crate::bus::enriched_messages`]; message ids derive from the post id,
 //! so a redelivered raw post is de-duplicated on publish) and only then
 //! acknowledges the raw message.
 //! A payload that is not a post is dead-lettered with the reason.
+//!
+//! A batch the scorer cannot score (the inference worker failed on it) is
+//! not acknowledged: the worker stops with the error, is restarted, and the
+//! bus redelivers the posts after `ack_wait`.
 //!
 //! Owns: nothing but its consumer handle (the scorer and extractor are
 //! shared, read-only). Mailbox: none used (data path is the bus); capacity
@@ -16,7 +22,9 @@
 use super::supervisor::{run_work, LifeGuard};
 use crate::bus::{enriched_messages, pipeline_consumer, Bus, BusError, CLASSIFY_DURABLE};
 use crate::config::{BusConfig, ClassifierConfig};
+use crate::domain::Scores;
 use crate::domain::{EnrichedPost, Post};
+use crate::nlp::scorer::ScorerError;
 use crate::nlp::{Extractor, Scorer};
 use crate::telemetry::metrics;
 use actix::prelude::*;
@@ -71,7 +79,7 @@ impl Actor for ClassifierWorker {
             run(deps),
             |a| &mut a.guard,
             // The bus closes only at shutdown: a clean end.
-            |e| matches!(e, BusError::Closed),
+            |e| matches!(e, ClassifyError::Bus(BusError::Closed)),
         );
     }
 }
@@ -79,6 +87,11 @@ impl Actor for ClassifierWorker {
 /// Scores and attributes one post.
 pub fn enrich(post: Post, scorer: &Scorer, extractor: &Extractor) -> EnrichedPost {
     let scores = scorer.score(&post.text);
+    attribute(post, scores, extractor)
+}
+
+/// Attributes one scored post.
+pub fn attribute(post: Post, scores: Scores, extractor: &Extractor) -> EnrichedPost {
     let entities = extractor.extract(&post);
     EnrichedPost {
         post,
@@ -87,7 +100,18 @@ pub fn enrich(post: Post, scorer: &Scorer, extractor: &Extractor) -> EnrichedPos
     }
 }
 
-async fn run(deps: ClassifierDeps) -> Result<(), BusError> {
+/// Why a worker's loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// The bus failed (or closed at shutdown).
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A batch could not be scored.
+    #[error("scoring a batch: {0}")]
+    Score(#[from] ScorerError),
+}
+
+async fn run(deps: ClassifierDeps) -> Result<(), ClassifyError> {
     let spec = pipeline_consumer(&deps.bus_cfg, CLASSIFY_DURABLE)
         .ok_or_else(|| BusError::UnknownConsumer(CLASSIFY_DURABLE.into()))?;
     let mut consumer = deps.bus.consumer(spec).await?;
@@ -95,18 +119,22 @@ async fn run(deps: ClassifierDeps) -> Result<(), BusError> {
         let batch = consumer
             .fetch(deps.cfg.batch_size, Duration::from_millis(500))
             .await?;
-        let mut enriched = Vec::with_capacity(batch.len());
-        let mut done = Vec::with_capacity(batch.len());
+        let mut posts = Vec::with_capacity(batch.len());
         for d in batch {
-            let post: Post = match serde_json::from_slice(&d.payload) {
-                Ok(p) => p,
+            match serde_json::from_slice::<Post>(&d.payload) {
+                Ok(p) => posts.push((p, d)),
                 Err(e) => {
                     metrics::CLASSIFY_DECODE_ERRORS.inc();
                     d.term(&format!("not a post: {e}")).await?;
-                    continue;
                 }
-            };
-            let e = enrich(post, &deps.scorer, &deps.extractor);
+            }
+        }
+        let texts = posts.iter().map(|(p, _)| p.text.clone()).collect();
+        let scores = deps.scorer.score_batch(texts).await?;
+        let mut enriched = Vec::with_capacity(posts.len());
+        let mut done = Vec::with_capacity(posts.len());
+        for ((post, d), scores) in posts.into_iter().zip(scores) {
+            let e = attribute(post, scores, &deps.extractor);
             match serde_json::to_vec(&e) {
                 Ok(p) => {
                     enriched.extend(enriched_messages(&e, Bytes::from(p), deps.bus_cfg.shards))

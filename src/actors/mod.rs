@@ -6,6 +6,7 @@ pub mod archiver;
 pub mod classifier;
 pub mod connectors;
 pub mod hub;
+pub mod inference;
 pub mod live_feed;
 pub mod store_writer;
 pub mod supervisor;

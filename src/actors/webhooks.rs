@@ -317,8 +317,8 @@ fn set_gauges(store: &dyn WebhookStore) -> Result<(), StoreError> {
     let all = store.endpoints()?;
     let paused = all.iter().filter(|(e, _)| e.paused.is_some()).count();
     let depth: u64 = all.iter().map(|(_, s)| s.pending).sum();
-    metrics::WEBHOOK_PAUSED_ENDPOINTS.set(paused as u64);
-    metrics::WEBHOOK_OUTBOX_DEPTH.set(depth);
+    metrics::WEBHOOK_PAUSED_ENDPOINTS.set(paused as f64);
+    metrics::WEBHOOK_OUTBOX_DEPTH.set(depth as f64);
     Ok(())
 }
 

@@ -7,17 +7,24 @@
 //! - [`fast`]: the trained fast classifier tier: sentiment, emotion,
 //!   toxicity and churn risk from one linear model over hashed features
 //!   ([`FastClassifier`]).
+//! - `encoder` (cargo feature `encoder`, on by default): the encoder tier,
+//!   all-MiniLM-L6-v2 embeddings with trained heads blended with the fast
+//!   tier (`EncoderClassifier`); same outputs, better sentiment, much slower.
 //! - [`scorer`]: the tier a deployment runs, behind one interface
 //!   ([`Scorer`]).
 //!
-//! Both are plain `Send + Sync` values built once and shared by the
+//! All are plain `Send + Sync` values built once and shared by the
 //! classifier workers through an `Arc`.
 
+#[cfg(feature = "encoder")]
+pub mod encoder;
 pub mod extract;
 pub mod fast;
 pub mod lexicon;
 pub mod scorer;
 
+#[cfg(feature = "encoder")]
+pub use encoder::EncoderClassifier;
 pub use extract::Extractor;
 pub use fast::FastClassifier;
 pub use lexicon::LexiconScorer;

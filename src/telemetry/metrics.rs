@@ -83,9 +83,11 @@ counters! {
     WEBHOOK_DELIVERED = "starling_webhook_delivered_total", "Webhook deliveries answered with a 2xx (removed from the outbox).";
     WEBHOOK_FAILED_ATTEMPTS = "starling_webhook_failed_attempts_total", "Webhook delivery attempts that failed (non-2xx, timeout, connection error); retried with back-off.";
     WEBHOOK_PAUSES = "starling_webhook_pauses_total", "Webhook endpoints paused for too many consecutive failures or too old a pending delivery.";
+    INFERENCE_BATCHES = "starling_inference_batches_total", "Model calls of the batching inference worker (encoder tier).";
+    INFERENCE_TEXTS = "starling_inference_texts_total", "Texts run through the batching inference worker (encoder tier).";
 }
 
-/// A value that goes up and down, set by its owner.
+/// A value set by its owner, rendered as a Prometheus gauge.
 pub struct Gauge {
     name: &'static str,
     help: &'static str,
@@ -102,15 +104,28 @@ impl Gauge {
     }
 
     /// Sets the value.
-    pub fn set(&self, v: u64) {
-        self.value.store(v, Ordering::Relaxed);
+    pub fn set(&self, v: f64) {
+        self.value.store(v.to_bits(), Ordering::Relaxed);
     }
 
     /// Current value.
-    pub fn get(&self) -> u64 {
-        self.value.load(Ordering::Relaxed)
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.value.load(Ordering::Relaxed))
+    }
+
+    /// Metric name.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 }
+
+/// 1 while `classifier.tier = "encoder"` is configured but the classifier
+/// runs the fast tier instead (weights missing, or a build without the
+/// `encoder` feature); 0 otherwise.
+pub static CLASSIFIER_TIER_FALLBACK: Gauge = Gauge::new(
+    "starling_classifier_tier_fallback",
+    "1 while the configured encoder classifier tier could not be loaded and the fast tier runs instead.",
+);
 
 /// Webhook endpoints currently paused (set by the webhook dispatcher).
 pub static WEBHOOK_PAUSED_ENDPOINTS: Gauge = Gauge::new(
@@ -122,8 +137,13 @@ pub static WEBHOOK_OUTBOX_DEPTH: Gauge = Gauge::new(
     "starling_webhook_outbox_depth",
     "Webhook deliveries waiting in the outbox (pending, retrying or held by a paused endpoint).",
 );
-/// Gauges owned by a stage and rendered with the counters.
-pub static OWNED_GAUGES: &[&Gauge] = &[&WEBHOOK_PAUSED_ENDPOINTS, &WEBHOOK_OUTBOX_DEPTH];
+
+/// Gauges kept in statics (the others are computed when rendered).
+pub static STATIC_GAUGES: &[&Gauge] = &[
+    &CLASSIFIER_TIER_FALLBACK,
+    &WEBHOOK_PAUSED_ENDPOINTS,
+    &WEBHOOK_OUTBOX_DEPTH,
+];
 
 /// Renders every counter plus the given gauges (name, help, labels, value)
 /// in the Prometheus text format.
@@ -139,7 +159,7 @@ pub fn render(gauges: &[(&str, &str, String, f64)]) -> String {
             c.get()
         ));
     }
-    for g in OWNED_GAUGES {
+    for g in STATIC_GAUGES {
         out.push_str(&format!(
             "# HELP {} {}\n# TYPE {} gauge\n{} {}\n",
             g.name,

@@ -1,4 +1,10 @@
-//! The `classify`, `eval` and `train` subcommands.
+//! The `classify`, `eval`, `train` and `train-encoder` subcommands.
+//!
+//! `classify` and `eval` run the fast tier (built in) or, with `--tier
+//! encoder`, the encoder tier, whose folders come from the configuration's
+//! defaults and `STARLING_CLASSIFIER__ENCODER__…` variables (`model_dir`,
+//! `heads_dir`, `device`). The encoder tier classifies `classify` input in
+//! batches of [`ENCODER_BATCH`] lines, so its output comes a batch at a time.
 //!
 //! `classify` reads bytes, not lines of `String`: a line that is not UTF-8
 //! gets an error object at its position and the run goes on. Each input line
@@ -90,6 +96,103 @@ pub fn classify_stream<R: BufRead, W: Write>(
     Ok(stats)
 }
 
+/// Lines the encoder tier classifies per model call in `classify` and `eval`.
+pub const ENCODER_BATCH: usize = 64;
+
+/// Classifies every line of `input` into one JSON line of `out`, `batch`
+/// lines per call of `classify` (which gets the lines' texts, in order).
+pub fn classify_stream_batched<R, W, F>(
+    mut input: R,
+    out: W,
+    batch: usize,
+    mut classify: F,
+) -> anyhow::Result<ClassifyStats>
+where
+    R: BufRead,
+    W: Write,
+    F: FnMut(&[&str]) -> anyhow::Result<Vec<super::Classification>>,
+{
+    let mut out = BufWriter::with_capacity(1 << 16, out);
+    let mut buf = Vec::with_capacity(4096);
+    let mut stats = ClassifyStats::default();
+    // Each line's text, or the error object it gets.
+    let mut lines: Vec<Result<String, String>> = Vec::with_capacity(batch);
+    let mut flush = |lines: &mut Vec<Result<String, String>>,
+                     out: &mut BufWriter<W>,
+                     stats: &mut ClassifyStats|
+     -> anyhow::Result<()> {
+        let texts: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.as_ref().ok().map(String::as_str))
+            .collect();
+        let mut results = if texts.is_empty() {
+            Vec::new()
+        } else {
+            classify(&texts)?
+        };
+        if results.len() != texts.len() {
+            anyhow::bail!("{} results for {} lines", results.len(), texts.len());
+        }
+        results.reverse();
+        for l in lines.drain(..) {
+            match l {
+                Ok(_) => {
+                    let c = results
+                        .pop()
+                        .ok_or_else(|| anyhow::anyhow!("missing result"))?;
+                    serde_json::to_writer(&mut *out, &c)?;
+                    stats.classified += 1;
+                }
+                Err(why) => {
+                    serde_json::to_writer(&mut *out, &serde_json::json!({ "error": why }))?;
+                    stats.errors += 1;
+                }
+            }
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        lines.push(line_text(&buf).map(|t| t.into_owned()));
+        if lines.len() >= batch.max(1) {
+            flush(&mut lines, &mut out, &mut stats)?;
+        }
+    }
+    flush(&mut lines, &mut out, &mut stats)?;
+    Ok(stats)
+}
+
+/// The encoder tier from the configuration's `[classifier.encoder]`
+/// defaults and environment overrides.
+#[cfg(feature = "encoder")]
+pub fn load_encoder() -> anyhow::Result<crate::nlp::encoder::EncoderClassifier> {
+    let cfg = crate::config::Config::load(None, std::env::vars())?
+        .classifier
+        .encoder;
+    crate::nlp::encoder::EncoderClassifier::load(&cfg.model_dir, &cfg.heads_dir, cfg.device)
+        .map_err(|e| anyhow::anyhow!("cannot load the encoder tier: {e}"))
+}
+
+fn no_model_dir_with_encoder(model_dir: Option<&Path>) -> anyhow::Result<()> {
+    if model_dir.is_some() {
+        anyhow::bail!(
+            "--model is the fast model's folder; the encoder tier reads STARLING_CLASSIFIER__ENCODER__MODEL_DIR and __HEADS_DIR (defaults models/cache/all-minilm-l6-v2 and models/encoder)"
+        );
+    }
+    Ok(())
+}
+
 fn model(dir: Option<&Path>) -> anyhow::Result<FastClassifier> {
     Ok(match dir {
         Some(d) => FastClassifier::load(d)?,
@@ -97,32 +200,41 @@ fn model(dir: Option<&Path>) -> anyhow::Result<FastClassifier> {
     })
 }
 
-/// `starling classify`: only the fast tier fills every output (`encoder`
-/// is refused until that tier exists, `lexicon` has sentiment only).
+/// `starling classify`: the fast tier, or the encoder tier (`lexicon` has
+/// sentiment only and cannot fill the output).
 pub fn run_classify(
     tier: crate::config::Tier,
     model_dir: Option<&Path>,
     file: Option<&Path>,
 ) -> anyhow::Result<()> {
+    let stdout = io::stdout().lock();
+    let input: Box<dyn BufRead> = match file {
+        Some(p) => {
+            let f = std::fs::File::open(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Box::new(io::BufReader::with_capacity(1 << 16, f))
+        }
+        None => Box::new(io::stdin().lock()),
+    };
     match tier {
-        crate::config::Tier::Fast => {}
-        crate::config::Tier::Encoder => anyhow::bail!(
-            "the encoder tier is not built yet (it comes with a later issue); use --tier fast"
-        ),
+        crate::config::Tier::Fast => {
+            let clf = model(model_dir)?;
+            classify_stream(&clf, input, stdout)?;
+        }
+        crate::config::Tier::Encoder => {
+            no_model_dir_with_encoder(model_dir)?;
+            #[cfg(feature = "encoder")]
+            {
+                let clf = load_encoder()?;
+                classify_stream_batched(input, stdout, ENCODER_BATCH, |texts| {
+                    Ok(clf.classify_batch(texts)?)
+                })?;
+            }
+            #[cfg(not(feature = "encoder"))]
+            anyhow::bail!("the encoder tier is not part of this build (built without the `encoder` cargo feature); use --tier fast");
+        }
         crate::config::Tier::Lexicon => anyhow::bail!(
             "the lexicon tier scores sentiment only and cannot fill emotion, toxicity and churn_risk; use --tier fast"
         ),
-    }
-    let clf = model(model_dir)?;
-    let stdout = io::stdout().lock();
-    match file {
-        Some(p) => {
-            let f = std::fs::File::open(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            classify_stream(&clf, io::BufReader::with_capacity(1 << 16, f), stdout)?;
-        }
-        None => {
-            classify_stream(&clf, io::stdin().lock(), stdout)?;
-        }
     }
     Ok(())
 }
@@ -130,13 +242,13 @@ pub fn run_classify(
 /// `starling eval`: prints the report (text or JSON) of `task` on `file`.
 /// `split` picks the churn rows (`dev` by default, `all` for every row).
 pub fn run_eval(
+    tier: crate::config::Tier,
     task: Task,
     file: &Path,
     split: Option<&str>,
     json: bool,
     model_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let clf = model(model_dir)?;
     let split = match (task, split) {
         (Task::Churn, None) => Some("dev"),
         (_, Some("all")) => None,
@@ -150,7 +262,25 @@ pub fn run_eval(
     if let (Task::Churn, Some(s)) = (task, split) {
         source.push_str(&format!(" (split {s})"));
     }
-    let report = eval::evaluate(&clf, task, &source, &rows);
+    let report = match tier {
+        crate::config::Tier::Fast => eval::evaluate(&model(model_dir)?, task, &source, &rows),
+        crate::config::Tier::Encoder => {
+            no_model_dir_with_encoder(model_dir)?;
+            #[cfg(feature = "encoder")]
+            {
+                let clf = load_encoder()?;
+                let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+                let raws = clf.classify_raw_many(&texts, ENCODER_BATCH)?;
+                let preds: Vec<usize> = raws.iter().map(|r| task.predict_raw(r)).collect();
+                eval::EvalReport::from_predictions(task, &source, clf.model_id(), &rows, &preds)
+            }
+            #[cfg(not(feature = "encoder"))]
+            anyhow::bail!("the encoder tier is not part of this build (built without the `encoder` cargo feature); use --tier fast")
+        }
+        crate::config::Tier::Lexicon => {
+            anyhow::bail!("eval scores the fast or encoder tier; the lexicon tier has no emotion, toxicity or churn outputs")
+        }
+    };
     let mut out = io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -197,6 +327,55 @@ pub fn run_train(data: PathBuf, out: &Path, churn: PathBuf, seed: u64) -> anyhow
                 "", "", a.accuracy, a.macro_f1
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `starling train-encoder`: trains the encoder tier's heads, writes them
+/// and prints the dev metrics.
+#[cfg(feature = "encoder")]
+pub fn run_train_encoder(
+    opts: &crate::nlp::encoder::train::EncoderTrainOptions,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let summary = crate::nlp::encoder::train::train(opts, out)?;
+    let mut o = io::stdout().lock();
+    writeln!(o, "heads written to {}", summary.out.display())?;
+    writeln!(o, "trained in {:.1} s", summary.seconds)?;
+    let tp = summary.throughput;
+    if tp.texts > 0 {
+        writeln!(
+            o,
+            "embedded {} texts in {:.1} s: {:.0} texts/s (batch {}, CPU)",
+            tp.texts,
+            tp.seconds,
+            tp.texts as f64 / tp.seconds.max(1e-9),
+            opts.embed_batch
+        )?;
+    }
+    writeln!(o, "blend weights of the fast tier: {:?}", summary.blend)?;
+    writeln!(o)?;
+    writeln!(
+        o,
+        "{:10} {:45} {:>6} {:>8} {:>8} {:>8} {:>12} {:>12}",
+        "task", "dev split", "rows", "acc", "m-recall", "m-F1", "mlp m-R/F1", "fast m-R/F1"
+    )?;
+    for d in &summary.dev {
+        let r = &d.report;
+        writeln!(
+            o,
+            "{:10} {:45} {:>6} {:>8.4} {:>8.4} {:>8.4} {:>5.3}/{:>5.3} {:>5.3}/{:>5.3}",
+            r.task.as_str(),
+            d.split,
+            r.n,
+            r.accuracy,
+            r.macro_recall,
+            r.macro_f1,
+            d.mlp_only.macro_recall,
+            d.mlp_only.macro_f1,
+            d.fast_only.macro_recall,
+            d.fast_only.macro_f1
+        )?;
     }
     Ok(())
 }
@@ -276,8 +455,29 @@ mod tests {
     }
 
     #[test]
-    fn encoder_tier_is_refused() {
-        let e = run_classify(crate::config::Tier::Encoder, None, None).unwrap_err();
-        assert!(e.to_string().contains("encoder tier is not built"));
+    fn the_encoder_tier_refuses_a_fast_model_folder() {
+        let e = run_classify(crate::config::Tier::Encoder, Some(Path::new("x")), None).unwrap_err();
+        assert!(e.to_string().contains("--model"), "{e}");
+    }
+
+    #[test]
+    fn batched_classification_keeps_one_line_per_input_line() {
+        let clf = FastClassifier::embedded().unwrap();
+        let input = b"I love this\n\n{\"text\": \"worst service ever\"}\n\xff\nok then\nlast";
+        let mut calls = Vec::new();
+        let mut out = Vec::new();
+        let stats = classify_stream_batched(&input[..], &mut out, 2, |texts| {
+            calls.push(texts.len());
+            Ok(texts.iter().map(|t| clf.classify(t)).collect())
+        })
+        .unwrap();
+        assert_eq!((stats.classified, stats.errors), (4, 2));
+        assert_eq!(calls, [1, 1, 2]);
+        let mut want = Vec::new();
+        classify_stream(&clf, &input[..], &mut want).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
     }
 }

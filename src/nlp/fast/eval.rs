@@ -60,7 +60,11 @@ impl Task {
 
     /// The predicted class index of `clf` for `text`.
     pub fn predict(self, clf: &FastClassifier, text: &str) -> usize {
-        let raw = clf.classify_raw(text);
+        self.predict_raw(&clf.classify_raw(text))
+    }
+
+    /// The predicted class index for a tier's raw outputs.
+    pub fn predict_raw(self, raw: &super::RawOutput) -> usize {
         match self {
             Task::Sentiment => super::argmax(&raw.sentiment),
             Task::Emotion => super::argmax(&raw.emotion),

@@ -162,6 +162,43 @@ pub struct Classification {
 }
 
 impl Classification {
+    /// Labels, scores and rounded probabilities from a head's raw outputs
+    /// (any tier that computes [`RawOutput`]).
+    pub fn from_raw(raw: &RawOutput) -> Classification {
+        let [neg, neu, pos] = raw.sentiment;
+        let label = match argmax(&raw.sentiment) {
+            0 => SentimentLabel::Negative,
+            1 => SentimentLabel::Neutral,
+            _ => SentimentLabel::Positive,
+        };
+        let e = raw.emotion;
+        Classification {
+            sentiment: SentimentOut {
+                label,
+                score: round6(pos - neg).clamp(-1.0, 1.0),
+                probs: Probs3 {
+                    negative: round6(neg),
+                    neutral: round6(neu),
+                    positive: round6(pos),
+                },
+            },
+            emotion: EmotionOut {
+                label: EMOTION_LABELS[argmax(&e)].to_string(),
+                probs: EmotionProbs {
+                    anger: round6(e[0]),
+                    disgust: round6(e[1]),
+                    fear: round6(e[2]),
+                    joy: round6(e[3]),
+                    sadness: round6(e[4]),
+                    surprise: round6(e[5]),
+                    neutral: round6(e[6]),
+                },
+            },
+            toxicity: round6(raw.toxicity),
+            churn_risk: round6(raw.churn),
+        }
+    }
+
     /// The pipeline's [`Scores`] for this classification, produced by `model`.
     pub fn to_scores(&self, model: &str) -> Scores {
         Scores {
@@ -218,7 +255,7 @@ fn round6(x: f32) -> f64 {
     (x as f64 * 1e6).round() / 1e6
 }
 
-fn argmax(xs: &[f32]) -> usize {
+pub(crate) fn argmax(xs: &[f32]) -> usize {
     let mut best = 0;
     for (i, x) in xs.iter().enumerate() {
         if *x > xs[best] {
@@ -292,39 +329,7 @@ impl FastClassifier {
 
     /// Classifies one text.
     pub fn classify(&self, text: &str) -> Classification {
-        let raw = self.classify_raw(text);
-        let [neg, neu, pos] = raw.sentiment;
-        let label = match argmax(&raw.sentiment) {
-            0 => SentimentLabel::Negative,
-            1 => SentimentLabel::Neutral,
-            _ => SentimentLabel::Positive,
-        };
-        let e = raw.emotion;
-        Classification {
-            sentiment: SentimentOut {
-                label,
-                score: round6(pos - neg).clamp(-1.0, 1.0),
-                probs: Probs3 {
-                    negative: round6(neg),
-                    neutral: round6(neu),
-                    positive: round6(pos),
-                },
-            },
-            emotion: EmotionOut {
-                label: EMOTION_LABELS[argmax(&e)].to_string(),
-                probs: EmotionProbs {
-                    anger: round6(e[0]),
-                    disgust: round6(e[1]),
-                    fear: round6(e[2]),
-                    joy: round6(e[3]),
-                    sadness: round6(e[4]),
-                    surprise: round6(e[5]),
-                    neutral: round6(e[6]),
-                },
-            },
-            toxicity: round6(raw.toxicity),
-            churn_risk: round6(raw.churn),
-        }
+        Classification::from_raw(&self.classify_raw(text))
     }
 
     /// Classifies one text, returning the unrounded probabilities.

@@ -77,6 +77,11 @@ pub struct TrainOptions {
     pub toxicity_extra_davidson: bool,
     /// Give the toxicity head the sentiment head's p(negative) as a feature.
     pub toxicity_p_neg: bool,
+    /// Training texts to leave out, by [`norm_key`] (empty for the shipped
+    /// model; `starling train-encoder` trains a fast model without the
+    /// slice it holds out to weigh the two tiers).
+    #[serde(skip)]
+    pub exclude: HashSet<String>,
 }
 
 impl TrainOptions {
@@ -118,6 +123,7 @@ impl TrainOptions {
             toxicity_extra_hate: false,
             toxicity_extra_davidson: false,
             toxicity_p_neg: false,
+            exclude: HashSet::new(),
         }
     }
 }
@@ -799,8 +805,15 @@ pub fn train(opts: &TrainOptions, out: &Path) -> Result<TrainSummary, TrainError
     let lex = build_lexicon(&opts.data.join("lexicons"))?;
     log(format!("lexicon: {} entries", lex.len()));
 
+    let kept = |rows: &mut Vec<Labelled>| {
+        if !opts.exclude.is_empty() {
+            rows.retain(|r| !opts.exclude.contains(&norm_key(&r.text)));
+        }
+    };
+
     // Sentiment.
-    let sent = load_sentiment(&opts.data)?;
+    let mut sent = load_sentiment(&opts.data)?;
+    kept(&mut sent.train);
     log(format!(
         "sentiment: {} train, {} SemEval dev, {} TweetEval val ({} overlapping rows and {} duplicates removed)",
         sent.train.len(),
@@ -828,7 +841,8 @@ pub fn train(opts: &TrainOptions, out: &Path) -> Result<TrainSummary, TrainError
 
     // Emotion.
     let ge = opts.data.join("emotion/goemotions/ekman");
-    let emo_train = eval::read_goemotions(&ge.join("train.tsv"))?;
+    let mut emo_train = eval::read_goemotions(&ge.join("train.tsv"))?;
+    kept(&mut emo_train);
     let emo_dev = eval::read_goemotions(&ge.join("dev.tsv"))?;
     let emo_ds = Dataset::from_labelled(&emo_train, 7);
     let enc = Encoded::new(&emo_ds.texts, &cfg, &lex);
@@ -862,6 +876,7 @@ pub fn train(opts: &TrainOptions, out: &Path) -> Result<TrainSummary, TrainError
             &opts.data.join("toxicity/davidson/labeled_data.csv"),
         )?);
     }
+    kept(&mut tox_train);
     let tox_dev = eval::read_tweeteval(&off.join("val_text.txt"), 2)?;
     let tox_ds = Dataset::from_labelled(&tox_train, 1);
     let mut enc = Encoded::new(&tox_ds.texts, &cfg, &lex);
@@ -885,7 +900,8 @@ pub fn train(opts: &TrainOptions, out: &Path) -> Result<TrainSummary, TrainError
     ));
 
     // Churn: p(negative) of the sentiment head is one of its features.
-    let churn_train = eval::read_churn(&opts.churn, Some("train"))?;
+    let mut churn_train = eval::read_churn(&opts.churn, Some("train"))?;
+    kept(&mut churn_train);
     let churn_dev = eval::read_churn(&opts.churn, Some("dev"))?;
     if churn_train.is_empty() {
         return Err(TrainError::Invalid(format!(
