@@ -2,18 +2,12 @@
 
 mod common;
 
-use common::Starling;
+use common::{client, Starling};
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 use starling::web::auth::hash_key;
 use std::path::Path;
 use std::time::Duration;
-
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish()
-}
 
 fn write_config(dir: &Path, extra: &str) -> String {
     let path = dir.join("starling.toml");
@@ -307,7 +301,7 @@ fn concrete(path: &str) -> String {
 /// Walks the served OpenAPI document: every operation answers with a status
 /// it documents, errors have the documented shape, and auth matches the
 /// document (401 without a key where a key is needed, 403 with a read key
-/// on admin and ingest operations).
+/// on admin, webhook, alert-changing and ingest operations).
 #[actix_rt::test]
 async fn the_openapi_document_validates_and_every_operation_answers_as_documented() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -369,8 +363,13 @@ async fn the_openapi_document_validates_and_every_operation_answers_as_documente
                 ("POST", "/api/admin/keys") => Some(json!({"id": "walker", "scopes": ["read"]})),
                 _ => None,
             };
-            // The right key for the operation.
-            let key = if path.starts_with("/api/admin") {
+            // The right key for the operation: admin for /api/admin and
+            // /api/webhooks, and for changes under /api/alerts (the `alerts`
+            // scope, which admin includes).
+            let key = if path.starts_with("/api/admin")
+                || path.starts_with("/api/webhooks")
+                || (path.starts_with("/api/alerts") && method != "GET")
+            {
                 "admin-secret"
             } else if path == "/api/ingest" {
                 "ingest-secret"
