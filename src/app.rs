@@ -134,7 +134,8 @@ pub async fn run(
         retention = Some(spawn_retention(
             store.clone(),
             archive.clone(),
-            config.store.retention_posts_days,
+            alerts.clone(),
+            &config.store,
         ));
     }
     if config.runs(Role::Classify) {
@@ -516,28 +517,40 @@ async fn start_webhooks(
     .await;
 }
 
-/// Every [`RETENTION_EVERY`], drops expired store partitions and archived
-/// posts older than `posts_days`.
+/// Every [`RETENTION_EVERY`], drops expired store partitions, archived
+/// posts older than `retention_posts_days`, and resolved alerts and alert
+/// events older than `retention_1h_days` (the longest-kept series they
+/// speak about).
 fn spawn_retention(
     store: Arc<dyn Store>,
     archive: Arc<PostArchive>,
-    posts_days: u64,
+    alerts: Option<Arc<dyn AlertStore>>,
+    cfg: &crate::config::StoreConfig,
 ) -> actix_rt::task::JoinHandle<()> {
-    let keep_ms = i64::try_from(posts_days)
-        .unwrap_or(i64::MAX / 86_400_000)
-        .saturating_mul(86_400_000);
+    let days_ms = |days: u64| {
+        i64::try_from(days)
+            .unwrap_or(i64::MAX / 86_400_000)
+            .saturating_mul(86_400_000)
+    };
+    let (posts_ms, alerts_ms) = (
+        days_ms(cfg.retention_posts_days),
+        days_ms(cfg.retention_1h_days),
+    );
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_EVERY);
         loop {
             tick.tick().await;
-            let (store, archive) = (store.clone(), archive.clone());
+            let (store, archive, alerts) = (store.clone(), archive.clone(), alerts.clone());
             let now = chrono::Utc::now().timestamp_millis();
             let expired = tokio::task::spawn_blocking(move || {
                 store.expire(now)?;
                 let posts = archive
-                    .expire(now.saturating_sub(keep_ms))
+                    .expire(now.saturating_sub(posts_ms))
                     .map_err(|e| anyhow::anyhow!(e))?;
                 crate::telemetry::metrics::ARCHIVE_EXPIRED.add(posts);
+                if let Some(alerts) = alerts {
+                    alerts.expire(now.saturating_sub(alerts_ms))?;
+                }
                 Ok::<_, anyhow::Error>(())
             });
             match expired.await {

@@ -280,7 +280,8 @@ pub struct StoreConfig {
     pub retention_1s_hours: u64,
     /// How long 1-minute windows are kept, in days.
     pub retention_1m_days: u64,
-    /// How long 1-hour windows are kept, in days.
+    /// How long 1-hour windows are kept, in days; resolved alerts and the
+    /// alert event log are kept as long.
     pub retention_1h_days: u64,
     /// How long archived posts (recent posts, top posts, authors, search)
     /// are kept, in days.
