@@ -5,36 +5,13 @@
 
 mod common;
 
-use common::Starling;
-use futures_util::{SinkExt as _, StreamExt as _};
+use common::{call, client, next_frame, Starling};
+use futures_util::SinkExt as _;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 /// How long any wait in these tests may take.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish()
-}
-
-async fn call(s: &Starling, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let req = client().request(method.parse().expect("method"), s.url(path));
-    let mut resp = match body {
-        Some(b) => req.send_json(&b).await,
-        None => req.send().await,
-    }
-    .expect("request");
-    let status = resp.status().as_u16();
-    let bytes = resp.body().await.expect("body");
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("json body")
-    };
-    (status, value)
-}
 
 fn post(id: &str, text: &str, product: Option<&str>) -> Value {
     let mut p = json!({
@@ -69,26 +46,6 @@ async fn until(s: &Starling, path: &str, done: impl Fn(&Value) -> bool) -> Value
         assert!(Instant::now() < deadline, "{path} never matched: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Reads frames until one passes `want`.
-async fn next_frame<S>(ws: &mut S, want: impl Fn(&Value) -> bool) -> Value
-where
-    S: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>> + Unpin,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        let Ok(Some(Ok(awc::ws::Frame::Text(text)))) =
-            tokio::time::timeout(Duration::from_secs(5), ws.next()).await
-        else {
-            continue;
-        };
-        let v: Value = serde_json::from_slice(&text).expect("json frame");
-        if want(&v) {
-            return v;
-        }
-    }
-    panic!("no matching frame within {PATIENCE:?}");
 }
 
 #[actix_rt::test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Starling;
+use common::{client, next_frame, Starling};
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 use starling::nlp::Scorer;
@@ -41,12 +41,6 @@ fn post(i: usize, now: chrono::DateTime<chrono::Utc>) -> Value {
         p["product"] = json!(product);
     }
     p
-}
-
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish()
 }
 
 async fn get(s: &Starling, path: &str) -> Value {
@@ -920,26 +914,6 @@ async fn client_post(
     impl futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>>,
 > {
     client().post(s.url(path)).send().await.expect("POST")
-}
-
-/// Reads frames until `want` returns true for one (skipping others), or 15 s pass.
-async fn next_frame<S>(ws: &mut S, want: impl Fn(&Value) -> bool) -> Value
-where
-    S: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>> + Unpin,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let Ok(Some(Ok(awc::ws::Frame::Text(text)))) =
-            tokio::time::timeout(Duration::from_secs(5), ws.next()).await
-        else {
-            continue;
-        };
-        let v: Value = serde_json::from_slice(&text).expect("json frame");
-        if want(&v) {
-            return v;
-        }
-    }
-    panic!("no matching frame within 15 s");
 }
 
 async fn send_text<S>(ws: &mut S, text: &str)

@@ -9,7 +9,7 @@
 mod common;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::Starling;
+use common::{call, client, Starling};
 use hmac::{KeyInit as _, Mac as _};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -158,29 +158,6 @@ fn receive(rx: &Arc<Receiver>, addr: &str) -> (String, actix_web::dev::ServerHan
     let handle = server.handle();
     actix_rt::spawn(server);
     (format!("http://127.0.0.1:{port}/hook"), handle)
-}
-
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish()
-}
-
-async fn call(s: &Starling, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let req = client().request(method.parse().expect("method"), s.url(path));
-    let mut resp = match body {
-        Some(b) => req.send_json(&b).await,
-        None => req.send().await,
-    }
-    .expect("request");
-    let status = resp.status().as_u16();
-    let bytes = resp.body().await.expect("body");
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("json body")
-    };
-    (status, value)
 }
 
 /// Registers `url`; gives the receiver the secret; returns the endpoint id.

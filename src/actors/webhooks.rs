@@ -528,38 +528,15 @@ mod tests {
 
     #[test]
     fn the_payload_carries_the_key_type_time_and_alert() {
-        use crate::alerts::model::{AlertEventType, AlertKind, AlertState, Evidence, Span};
-        use crate::domain::{EntityKind, EntityRef};
+        use crate::alerts::model::{sample_alert, AlertEventType, AlertKind, AlertState};
         let event = AlertEvent {
             seq: 7,
             event: AlertEventType::Resolved,
             at_ms: 1_700_000_000_123,
             alert: Alert {
-                id: "churn-x".into(),
-                kind: AlertKind::Churn,
-                rule_id: None,
-                severity: 4,
                 state: AlertState::Resolved,
-                entity: EntityRef::new(EntityKind::Project, "SOL"),
-                title: "t".into(),
-                window: Span {
-                    from_ms: 0,
-                    to_ms: 1,
-                },
-                evidence: Evidence {
-                    metric: "churn_risk".into(),
-                    value: 0.9,
-                    threshold: 0.7,
-                    baseline: None,
-                    volume: 1,
-                    matched: 1,
-                    posts: vec![],
-                },
-                opened_at_ms: 0,
-                updated_at_ms: 0,
-                acknowledged_at_ms: None,
                 resolved_at_ms: Some(1),
-                resolved_by: None,
+                ..sample_alert("churn-x", AlertKind::Churn, 0, 4)
             },
         };
         let body: serde_json::Value =

@@ -43,6 +43,7 @@ use super::model::{
 use crate::config::AlertsConfig;
 use crate::domain::{EnrichedPost, EntityKind, EntityRef, SentimentLabel};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Posts kept per bucket as candidate evidence.
@@ -73,6 +74,24 @@ pub enum LifecycleError {
 enum RuleKey {
     Builtin(AlertKind),
     Custom(String),
+}
+
+impl RuleKey {
+    /// The rule that raised `alert`.
+    fn of(alert: &Alert) -> RuleKey {
+        match (&alert.rule_id, alert.kind) {
+            (Some(id), AlertKind::Custom) => RuleKey::Custom(id.clone()),
+            (_, kind) => RuleKey::Builtin(kind),
+        }
+    }
+
+    /// The kind of alert the rule raises.
+    fn kind(&self) -> AlertKind {
+        match self {
+            RuleKey::Builtin(k) => *k,
+            RuleKey::Custom(_) => AlertKind::Custom,
+        }
+    }
 }
 
 /// One bucket of an entity's recent series.
@@ -127,25 +146,19 @@ impl Bucket {
     }
 }
 
-/// The sum of some buckets, with distinct authors.
-#[derive(Debug, Clone, Default)]
-struct WindowStats {
-    sum: Bucket,
-    authors: u64,
-}
-
-impl WindowStats {
+impl Bucket {
+    /// A metric of these posts (a bucket or the sum of a window's buckets).
+    /// Distinct authors are not additive: [`EntityState::unique_authors`].
     fn metric(&self, m: RuleMetric) -> Option<f64> {
-        let v = self.sum.volume as f64;
+        let v = self.volume as f64;
         Some(match m {
             RuleMetric::Volume => v,
-            RuleMetric::UniqueAuthors => self.authors as f64,
-            RuleMetric::Engagement => self.sum.engagement as f64,
-            RuleMetric::ChurnCount => self.sum.churn as f64,
-            RuleMetric::SentimentIndex if v > 0.0 => self.sum.sentiment_sum / v,
-            RuleMetric::NegativeShare if v > 0.0 => self.sum.negative as f64 / v,
-            RuleMetric::Toxicity if self.sum.toxicity_n > 0 => {
-                self.sum.toxicity_sum / self.sum.toxicity_n as f64
+            RuleMetric::Engagement => self.engagement as f64,
+            RuleMetric::ChurnCount => self.churn as f64,
+            RuleMetric::SentimentIndex if v > 0.0 => self.sentiment_sum / v,
+            RuleMetric::NegativeShare if v > 0.0 => self.negative as f64 / v,
+            RuleMetric::Toxicity if self.toxicity_n > 0 => {
+                self.toxicity_sum / self.toxicity_n as f64
             }
             _ => return None,
         })
@@ -184,16 +197,23 @@ struct EntityState {
 }
 
 impl EntityState {
-    /// The latest `n` closed buckets.
-    fn window(&self, n: usize) -> WindowStats {
-        let mut w = WindowStats::default();
+    /// The sum of the latest `n` closed buckets (without their authors).
+    fn window(&self, n: usize) -> Bucket {
+        let mut w = Bucket::default();
+        for b in self.closed.iter().rev().take(n) {
+            w.merge(b);
+        }
+        w
+    }
+
+    /// Distinct authors of the latest `n` closed buckets, counted only
+    /// when a rule asks for them.
+    fn unique_authors(&self, n: usize) -> u64 {
         let mut authors: HashSet<u64> = HashSet::new();
         for b in self.closed.iter().rev().take(n) {
-            w.sum.merge(b);
             authors.extend(b.authors.iter().copied());
         }
-        w.authors = authors.len() as u64;
-        w
+        authors.len() as u64
     }
 
     fn evidence(&self, order: impl Fn(&EvidencePost) -> f64) -> Vec<EvidencePost> {
@@ -241,7 +261,8 @@ struct ChurnGroup {
 /// The alert engine (see the module doc).
 #[derive(Debug)]
 pub struct Engine {
-    cfg: AlertsConfig,
+    /// Shared so that evaluation can hold it while changing the engine.
+    cfg: Arc<AlertsConfig>,
     kol_followers: u64,
     bucket_ms: i64,
     window_buckets: usize,
@@ -284,7 +305,7 @@ impl Engine {
             alpha: Ewma::alpha(bucket_s as f64, cfg.baseline_half_life_s as f64),
             tracked: cfg.kinds.iter().copied().collect(),
             kol_followers,
-            cfg,
+            cfg: Arc::new(cfg),
             watermark: None,
             newest_ms: i64::MIN,
             last_advance_wall_ms: 0,
@@ -363,13 +384,9 @@ impl Engine {
                         .insert((p.author_id.clone(), entity.id.clone()), until);
                 }
             }
-            kind => {
-                let key = match (&alert.rule_id, kind) {
-                    (Some(id), AlertKind::Custom) => RuleKey::Custom(id.clone()),
-                    _ => RuleKey::Builtin(kind),
-                };
+            _ => {
                 self.entities.entry(entity).or_default().active.insert(
-                    key,
+                    RuleKey::of(&alert),
                     Active {
                         alert_id: alert.id.clone(),
                         clear_run: 0,
@@ -516,9 +533,9 @@ impl Engine {
         let Some(state) = self.entities.get(entity) else {
             return;
         };
-        let cfg = self.cfg.clone();
+        let cfg = Arc::clone(&self.cfg);
         let w = state.window(self.window_buckets);
-        let volume = w.sum.volume;
+        let volume = w.volume;
         let span = Span {
             from_ms: end - self.window_buckets as i64 * self.bucket_ms,
             to_ms: end,
@@ -556,7 +573,7 @@ impl Engine {
         }
         if let Some(x) = w.metric(RuleMetric::Toxicity) {
             if enough_history(&state.toxicity) {
-                let se = (state.toxicity_var.mean.max(0.0) / w.sum.toxicity_n.max(1) as f64).sqrt();
+                let se = (state.toxicity_var.mean.max(0.0) / w.toxicity_n.max(1) as f64).sqrt();
                 let t = Test::Surge {
                     k: cfg.toxicity_k,
                     floor: se.max(0.02),
@@ -565,7 +582,7 @@ impl Engine {
                 judged.push((
                     AlertKind::ToxicitySurge,
                     x,
-                    t.judge(x, w.sum.toxicity_n, cfg.min_volume, &state.toxicity),
+                    t.judge(x, w.toxicity_n, cfg.min_volume, &state.toxicity),
                     state.toxicity,
                 ));
             }
@@ -598,7 +615,6 @@ impl Engine {
                 span,
                 title,
                 evidence,
-                None,
                 wall_ms,
                 out,
             );
@@ -617,8 +633,11 @@ impl Engine {
             };
             let n = (rule.spec.window_s / self.cfg.bucket_s.max(1)) as usize;
             let rw = state.window(n);
-            let enough = rw.sum.volume >= rule.spec.min_volume;
-            let value = rw.metric(rule.spec.metric);
+            let enough = rw.volume >= rule.spec.min_volume;
+            let value = match rule.spec.metric {
+                RuleMetric::UniqueAuthors => Some(state.unique_authors(n) as f64),
+                m => rw.metric(m),
+            };
             let holds = value.is_some_and(|v| rule.spec.comparison.holds(v, rule.spec.threshold));
             let v = value.unwrap_or(0.0);
             let fires = enough && holds && state.closed_count >= n as u64;
@@ -653,8 +672,8 @@ impl Engine {
                 value: v,
                 threshold: rule.spec.threshold,
                 baseline: None,
-                volume: rw.sum.volume,
-                matched: rw.sum.volume,
+                volume: rw.volume,
+                matched: rw.volume,
                 posts: s.evidence(|p| p.engagement as f64),
             };
             self.apply(
@@ -665,7 +684,6 @@ impl Engine {
                 span,
                 title,
                 evidence,
-                Some(rule.id.clone()),
                 wall_ms,
                 out,
             );
@@ -700,22 +718,22 @@ impl Engine {
             .update_clipped(volume as f64, va, CLIP, vs, warmup);
         state
             .churn
-            .update_clipped(w.sum.churn as f64, alpha, CLIP, cs, warmup);
+            .update_clipped(w.churn as f64, alpha, CLIP, cs, warmup);
         if volume >= min_volume.max(1) {
             let n = volume as f64;
             if let Some(x) = w.metric(RuleMetric::SentimentIndex) {
                 let s = state.sentiment.dev().max(sentiment_floor);
                 state.sentiment.update_clipped(x, sa, CLIP, s, warmup);
-                let var = (w.sum.sentiment_sq / n - x * x).max(0.0);
+                let var = (w.sentiment_sq / n - x * x).max(0.0);
                 state.sentiment_var.update(var, alpha);
             }
         }
-        if w.sum.toxicity_n >= min_volume.max(1) {
-            let n = w.sum.toxicity_n as f64;
+        if w.toxicity_n >= min_volume.max(1) {
+            let n = w.toxicity_n as f64;
             if let Some(x) = w.metric(RuleMetric::Toxicity) {
                 let s = state.toxicity.dev().max(0.02);
                 state.toxicity.update_clipped(x, ta, CLIP, s, warmup);
-                let var = (w.sum.toxicity_sq / n - x * x).max(0.0);
+                let var = (w.toxicity_sq / n - x * x).max(0.0);
                 state.toxicity_var.update(var, alpha);
             }
         }
@@ -732,7 +750,6 @@ impl Engine {
         span: Span,
         title: String,
         evidence: impl Fn(&EntityState) -> Evidence,
-        rule_id: Option<String>,
         wall_ms: i64,
         out: &mut Vec<Change>,
     ) {
@@ -777,38 +794,61 @@ impl Engine {
         {
             return;
         }
-        let kind = match &key {
-            RuleKey::Builtin(k) => *k,
-            RuleKey::Custom(_) => AlertKind::Custom,
-        };
-        let alert = Alert {
-            id: alert_id(kind, rule_id.as_deref(), entity, span.to_ms),
-            kind,
-            rule_id,
+        let finding = Finding {
+            kind: key.kind(),
+            key: match &key {
+                RuleKey::Custom(id) => Some(id.clone()),
+                RuleKey::Builtin(_) => None,
+            },
             severity: sev,
-            state: AlertState::Open,
-            entity: entity.clone(),
             title,
             window: span,
             evidence: evidence(state),
+        };
+        let id = self.raise(entity, finding, wall_ms, out);
+        if let Some(state) = self.entities.get_mut(entity) {
+            state.active.insert(
+                key,
+                Active {
+                    alert_id: id,
+                    clear_run: 0,
+                },
+            );
+        }
+    }
+
+    /// Opens a new alert for what a rule found on `entity`: it joins the
+    /// unresolved alerts and is announced as raised. Returns its id.
+    fn raise(
+        &mut self,
+        entity: &EntityRef,
+        f: Finding,
+        wall_ms: i64,
+        out: &mut Vec<Change>,
+    ) -> String {
+        let alert = Alert {
+            id: alert_id(f.kind, f.key.as_deref(), entity, f.window.from_ms),
+            kind: f.kind,
+            rule_id: f.key.filter(|_| f.kind == AlertKind::Custom),
+            severity: f.severity,
+            state: AlertState::Open,
+            entity: entity.clone(),
+            title: f.title,
+            window: f.window,
+            evidence: f.evidence,
             opened_at_ms: wall_ms,
             updated_at_ms: wall_ms,
             acknowledged_at_ms: None,
             resolved_at_ms: None,
             resolved_by: None,
         };
-        state.active.insert(
-            key,
-            Active {
-                alert_id: alert.id.clone(),
-                clear_run: 0,
-            },
-        );
-        self.alerts.insert(alert.id.clone(), alert.clone());
+        let id = alert.id.clone();
+        self.alerts.insert(id.clone(), alert.clone());
         out.push(Change {
             alert,
             event: Some(AlertEventType::Raised),
         });
+        id
     }
 
     /// Resolves an unresolved alert and forgets its bookkeeping.
@@ -825,12 +865,9 @@ impl Engine {
             AlertKind::KolPost => {
                 self.kol_resolve.remove(id);
             }
-            kind => {
+            _ => {
                 let cooldown = (self.cfg.cooldown_s * 1000) as i64;
-                let key = match (&alert.rule_id, kind) {
-                    (Some(rid), AlertKind::Custom) => RuleKey::Custom(rid.clone()),
-                    _ => RuleKey::Builtin(kind),
-                };
+                let key = RuleKey::of(&alert);
                 let rule_cooldown = match &key {
                     RuleKey::Custom(rid) => self
                         .rules
@@ -882,7 +919,7 @@ impl Engine {
             // Churn posts in the entity's window against its churn baseline.
             let (recent, base) = match self.entities.get(entity) {
                 Some(s) => (
-                    s.window(self.window_buckets).sum.churn
+                    s.window(self.window_buckets).churn
                         + s.pending.values().map(|b| b.churn).sum::<u64>(),
                     s.churn,
                 ),
@@ -949,47 +986,26 @@ impl Engine {
                     });
                 }
                 None => {
-                    let alert = Alert {
-                        id: alert_id(AlertKind::Churn, None, entity, t),
+                    let (window, evidence) = one_post(t, "churn_risk", risk, thr, evidence);
+                    let finding = Finding {
                         kind: AlertKind::Churn,
-                        rule_id: None,
+                        key: None,
                         severity: severity((risk - thr) / (1.0 - thr).max(1e-9) + burst),
-                        state: AlertState::Open,
-                        entity: entity.clone(),
                         title: churn_title(entity, 1),
-                        window: Span {
-                            from_ms: t,
-                            to_ms: t + 1,
-                        },
-                        evidence: Evidence {
-                            metric: "churn_risk".into(),
-                            value: risk,
-                            threshold: thr,
-                            baseline: None,
-                            volume: 1,
-                            matched: 1,
-                            posts: vec![evidence.clone()],
-                        },
-                        opened_at_ms: wall_ms,
-                        updated_at_ms: wall_ms,
-                        acknowledged_at_ms: None,
-                        resolved_at_ms: None,
-                        resolved_by: None,
+                        window,
+                        evidence,
                     };
+                    let peak = finding.severity;
+                    let alert_id = self.raise(entity, finding, wall_ms, out);
                     self.churn.insert(
                         entity.clone(),
                         ChurnGroup {
-                            alert_id: alert.id.clone(),
+                            alert_id,
                             last_ms: t,
                             ids: HashSet::from([post.post.id.clone()]),
-                            peak: alert.severity,
+                            peak,
                         },
                     );
-                    self.alerts.insert(alert.id.clone(), alert.clone());
-                    out.push(Change {
-                        alert,
-                        event: Some(AlertEventType::Raised),
-                    });
                 }
             }
         }
@@ -1022,13 +1038,12 @@ impl Engine {
             self.kol_until.insert(key, t + cooldown);
             let reach = (author.followers as f64 / self.kol_followers as f64).log10();
             let excess = (score.abs() - min) / (1.0 - min).max(1e-9) + reach;
-            let alert = Alert {
-                id: alert_id(AlertKind::KolPost, Some(&author.id), entity, t),
+            let threshold = if score < 0.0 { -min } else { min };
+            let (window, evidence) = one_post(t, "sentiment", score, threshold, evidence);
+            let finding = Finding {
                 kind: AlertKind::KolPost,
-                rule_id: None,
+                key: Some(author.id.clone()),
                 severity: severity(excess),
-                state: AlertState::Open,
-                entity: entity.clone(),
                 title: format!(
                     "KOL @{} ({} followers) posted {} about {} {}",
                     author.handle,
@@ -1041,31 +1056,11 @@ impl Engine {
                     entity.kind,
                     entity.id
                 ),
-                window: Span {
-                    from_ms: t,
-                    to_ms: t + 1,
-                },
-                evidence: Evidence {
-                    metric: "sentiment".into(),
-                    value: score,
-                    threshold: if score < 0.0 { -min } else { min },
-                    baseline: None,
-                    volume: 1,
-                    matched: 1,
-                    posts: vec![evidence.clone()],
-                },
-                opened_at_ms: wall_ms,
-                updated_at_ms: wall_ms,
-                acknowledged_at_ms: None,
-                resolved_at_ms: None,
-                resolved_by: None,
+                window,
+                evidence,
             };
-            self.kol_resolve.insert(alert.id.clone(), t + cooldown);
-            self.alerts.insert(alert.id.clone(), alert.clone());
-            out.push(Change {
-                alert,
-                event: Some(AlertEventType::Raised),
-            });
+            let id = self.raise(entity, finding, wall_ms, out);
+            self.kol_resolve.insert(id, t + cooldown);
         }
     }
 
@@ -1114,6 +1109,43 @@ impl Engine {
             }
         }
     }
+}
+
+/// What a rule found when it opens an alert.
+struct Finding {
+    kind: AlertKind,
+    /// Tells apart alerts of one kind on one entity: the custom rule's id
+    /// (also the alert's `rule_id`), the KOL's author id.
+    key: Option<String>,
+    severity: u8,
+    title: String,
+    window: Span,
+    evidence: Evidence,
+}
+
+/// The window and evidence of an alert raised by one post at `t` (ms).
+fn one_post(
+    t: i64,
+    metric: &str,
+    value: f64,
+    threshold: f64,
+    post: &EvidencePost,
+) -> (Span, Evidence) {
+    (
+        Span {
+            from_ms: t,
+            to_ms: t + 1,
+        },
+        Evidence {
+            metric: metric.to_string(),
+            value,
+            threshold,
+            baseline: None,
+            volume: 1,
+            matched: 1,
+            posts: vec![post.clone()],
+        },
+    )
 }
 
 fn evidence_post(post: &EnrichedPost) -> EvidencePost {

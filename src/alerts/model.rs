@@ -439,6 +439,38 @@ pub fn severity(excess: f64) -> u8 {
     (1.0 + 4.5 * excess.min(2.0)).round().clamp(1.0, 10.0) as u8
 }
 
+/// An open alert about `project:SOL` for tests.
+#[cfg(test)]
+pub(crate) fn sample_alert(id: &str, kind: AlertKind, opened_ms: i64, severity: u8) -> Alert {
+    Alert {
+        id: id.into(),
+        kind,
+        rule_id: None,
+        severity,
+        state: AlertState::Open,
+        entity: EntityRef::new(EntityKind::Project, "SOL"),
+        title: format!("{id} title"),
+        window: Span {
+            from_ms: opened_ms - 60_000,
+            to_ms: opened_ms,
+        },
+        evidence: Evidence {
+            metric: "volume".into(),
+            value: 10.0,
+            threshold: 5.0,
+            baseline: None,
+            volume: 10,
+            matched: 10,
+            posts: vec![],
+        },
+        opened_at_ms: opened_ms,
+        updated_at_ms: opened_ms,
+        acknowledged_at_ms: None,
+        resolved_at_ms: None,
+        resolved_by: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

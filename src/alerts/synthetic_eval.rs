@@ -15,7 +15,8 @@
 //!
 //! A **false alarm** is a volume spike, sentiment shift, toxicity surge or
 //! wave-severity churn alert raised outside every episode (from its start to
-//! its end plus `grace_s`), or one that does not match its episode.
+//! its end plus `grace_s`). Alerts on other entities during an episode are
+//! taken as its side effects and not counted: a lenient rule.
 //! Episodes that start before the engine's warm-up ends are not scored.
 //! `starling alerts-eval` prints the report.
 
@@ -98,6 +99,18 @@ struct Raised {
     severity: u8,
     down: bool,
     at_s: f64,
+}
+
+/// `kind entity sev at_s`, for the report.
+fn describe(r: &Raised) -> String {
+    format!(
+        "{} {}:{} sev {} at {:.0}s",
+        r.kind.as_str(),
+        r.entity.kind,
+        r.entity.id,
+        r.severity,
+        r.at_s
+    )
 }
 
 /// The episode an alert matches, if any.
@@ -230,36 +243,15 @@ fn score(
             continue;
         }
         if episode_kind_alerts.len() < 60 {
-            episode_kind_alerts.push(format!(
-                "{} {}:{} sev {} at {:.0}s",
-                r.kind.as_str(),
-                r.entity.kind,
-                r.entity.id,
-                r.severity,
-                r.at_s
-            ));
+            episode_kind_alerts.push(describe(r));
         }
-        let explained = matches(r).is_some_and(|name| {
-            episodes
-                .iter()
-                .any(|&(n, s, e)| n == name && r.at_s >= s && r.at_s <= e + spec.grace_s)
-        });
-        // Alerts on other entities during an episode are side effects of it
-        // (the crash also moves the market) when they come from its posts.
         let during = episodes
             .iter()
             .any(|&(_, s, e)| r.at_s >= s && r.at_s <= e + spec.grace_s);
-        if !explained && !during {
+        if !during {
             false_alarms += 1;
             if false_alarm_examples.len() < 50 {
-                false_alarm_examples.push(format!(
-                    "{} {}:{} sev {} at {:.0}s",
-                    r.kind.as_str(),
-                    r.entity.kind,
-                    r.entity.id,
-                    r.severity,
-                    r.at_s
-                ));
+                false_alarm_examples.push(describe(r));
             }
         }
     }

@@ -177,6 +177,18 @@ impl EmbeddedAlerts {
         })
     }
 
+    /// A write batch that stores `alert` and its place in the time index.
+    fn alert_batch(&self, alert: &Alert) -> Result<fjall::OwnedWriteBatch, StoreError> {
+        let mut wb = self.db.batch().durability(Some(self.mode()));
+        wb.insert(
+            &self.alerts,
+            alert.id.as_bytes(),
+            encode(alert.id.as_bytes(), alert)?,
+        );
+        wb.insert(&self.by_time, time_key(alert.opened_at_ms, &alert.id), b"");
+        Ok(wb)
+    }
+
     fn mode(&self) -> PersistMode {
         if self.fsync {
             PersistMode::SyncAll
@@ -201,13 +213,7 @@ impl AlertStore for EmbeddedAlerts {
             alert: alert.clone(),
         };
         let seq_key = logged.seq.to_be_bytes();
-        let mut wb = self.db.batch().durability(Some(self.mode()));
-        wb.insert(
-            &self.alerts,
-            alert.id.as_bytes(),
-            encode(alert.id.as_bytes(), alert)?,
-        );
-        wb.insert(&self.by_time, time_key(alert.opened_at_ms, &alert.id), b"");
+        let mut wb = self.alert_batch(alert)?;
         wb.insert(&self.events, seq_key, encode(&seq_key, &logged)?);
         wb.commit()?;
         *next += 1;
@@ -218,14 +224,7 @@ impl AlertStore for EmbeddedAlerts {
 
     fn save(&self, alert: &Alert) -> Result<(), StoreError> {
         let _order = self.next_seq.lock();
-        let mut wb = self.db.batch().durability(Some(self.mode()));
-        wb.insert(
-            &self.alerts,
-            alert.id.as_bytes(),
-            encode(alert.id.as_bytes(), alert)?,
-        );
-        wb.insert(&self.by_time, time_key(alert.opened_at_ms, &alert.id), b"");
-        wb.commit()?;
+        self.alert_batch(alert)?.commit()?;
         Ok(())
     }
 
@@ -372,38 +371,8 @@ impl AlertStore for EmbeddedAlerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::model::{Evidence, Span};
+    use crate::alerts::model::sample_alert as alert;
     use crate::config::StoreConfig;
-
-    pub(crate) fn alert(id: &str, kind: AlertKind, opened_ms: i64, severity: u8) -> Alert {
-        Alert {
-            id: id.into(),
-            kind,
-            rule_id: None,
-            severity,
-            state: AlertState::Open,
-            entity: EntityRef::new(EntityKind::Project, "SOL"),
-            title: format!("{id} title"),
-            window: Span {
-                from_ms: opened_ms - 60_000,
-                to_ms: opened_ms,
-            },
-            evidence: Evidence {
-                metric: "volume".into(),
-                value: 10.0,
-                threshold: 5.0,
-                baseline: None,
-                volume: 10,
-                matched: 10,
-                posts: vec![],
-            },
-            opened_at_ms: opened_ms,
-            updated_at_ms: opened_ms,
-            acknowledged_at_ms: None,
-            resolved_at_ms: None,
-            resolved_by: None,
-        }
-    }
 
     fn open(dir: &std::path::Path) -> EmbeddedAlerts {
         let store = EmbeddedStore::open_at(dir, &StoreConfig::default()).expect("store");

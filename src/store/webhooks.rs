@@ -639,9 +639,8 @@ impl WebhookStore for EmbeddedWebhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::model::{Alert, AlertEventType, AlertState, Evidence, Span};
+    use crate::alerts::model::{sample_alert, AlertEventType};
     use crate::config::StoreConfig;
-    use crate::domain::{EntityKind, EntityRef};
 
     fn open(dir: &std::path::Path) -> EmbeddedWebhooks {
         let store = EmbeddedStore::open_at(dir, &StoreConfig::default()).expect("store");
@@ -668,33 +667,7 @@ mod tests {
             seq,
             event: AlertEventType::Raised,
             at_ms: 5,
-            alert: Alert {
-                id: "a".into(),
-                kind,
-                rule_id: None,
-                severity,
-                state: AlertState::Open,
-                entity: EntityRef::new(EntityKind::Project, "SOL"),
-                title: "t".into(),
-                window: Span {
-                    from_ms: 0,
-                    to_ms: 1,
-                },
-                evidence: Evidence {
-                    metric: "volume".into(),
-                    value: 1.0,
-                    threshold: 1.0,
-                    baseline: None,
-                    volume: 1,
-                    matched: 1,
-                    posts: vec![],
-                },
-                opened_at_ms: 0,
-                updated_at_ms: 0,
-                acknowledged_at_ms: None,
-                resolved_at_ms: None,
-                resolved_by: None,
-            },
+            alert: sample_alert("a", kind, 0, severity),
         }
     }
 

@@ -111,3 +111,59 @@ impl Drop for Starling {
         }
     }
 }
+
+/// An HTTP client with a 30 s timeout.
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+/// Sends `body` (JSON, if any) with `method` to `path`; the status and the
+/// JSON answer (`null` when empty).
+pub async fn call(
+    s: &Starling,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let req = client().request(method.parse().expect("method"), s.url(path));
+    let mut resp = match body {
+        Some(b) => req.send_json(&b).await,
+        None => req.send().await,
+    }
+    .expect("request");
+    let status = resp.status().as_u16();
+    let bytes = resp.body().await.expect("body");
+    let value = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("json body")
+    };
+    (status, value)
+}
+
+/// Reads WebSocket frames until `want` returns true for one (skipping
+/// others), or 15 s pass.
+pub async fn next_frame<S>(
+    ws: &mut S,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<awc::ws::Frame, awc::error::WsProtocolError>> + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        let Ok(Some(Ok(awc::ws::Frame::Text(text)))) =
+            tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+        else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&text).expect("json frame");
+        if want(&v) {
+            return v;
+        }
+    }
+    panic!("no matching frame within 15 s");
+}

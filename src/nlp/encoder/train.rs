@@ -36,7 +36,7 @@
 use super::embed::{Embedder, MAX_TOKENS};
 use super::heads::{self, Blend, Heads, HeadsMeta, Mlp, TASKS};
 use super::{EncoderClassifier, EncoderError, ENCODER_NAME, MODEL_ID};
-use crate::nlp::fast::eval::{self, DataError, EvalReport, Labelled, Task};
+use crate::nlp::fast::eval::{self, round4, DataError, EvalReport, Labelled, Task};
 use crate::nlp::fast::train::{self as fast_train, norm_key, TrainOptions};
 use crate::nlp::fast::{FastClassifier, FastModelError, RawOutput};
 use candle_core::{Device, Tensor, Var};
@@ -153,10 +153,6 @@ pub enum EncoderTrainError {
 
 fn log(msg: impl AsRef<str>) {
     eprintln!("[train-encoder] {}", msg.as_ref());
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 1e4).round() / 1e4
 }
 
 // ---------------------------------------------------------------- embeddings
@@ -850,17 +846,12 @@ pub fn train(
         "options": opts,
         "heads": record_heads,
         "held_out_rule": "xxh3(norm_key(text)) % 10 == 0 (churn: % 5 == 0) of each task's training rows",
-        "dev": dev.iter().map(|d| serde_json::json!({
-            "task": d.report.task,
-            "split": d.split,
-            "rows": d.report.n,
-            "accuracy": round4(d.report.accuracy),
-            "macro_recall": round4(d.report.macro_recall),
-            "macro_f1": round4(d.report.macro_f1),
-            "any_label_macro_f1": d.report.any_label.as_ref().map(|a| round4(a.macro_f1)),
-            "mlp_only": { "macro_recall": round4(d.mlp_only.macro_recall), "macro_f1": round4(d.mlp_only.macro_f1) },
-            "fast_only": { "macro_recall": round4(d.fast_only.macro_recall), "macro_f1": round4(d.fast_only.macro_f1) },
-        })).collect::<Vec<_>>(),
+        "dev": dev.iter().map(|d| {
+            let mut r = d.report.dev_record(&d.split);
+            r["mlp_only"] = serde_json::json!({ "macro_recall": round4(d.mlp_only.macro_recall), "macro_f1": round4(d.mlp_only.macro_f1) });
+            r["fast_only"] = serde_json::json!({ "macro_recall": round4(d.fast_only.macro_recall), "macro_f1": round4(d.fast_only.macro_f1) });
+            r
+        }).collect::<Vec<_>>(),
         "embedding": {
             "texts_embedded_this_run": tp.texts,
             "seconds": round4(tp.seconds),

@@ -467,7 +467,26 @@ pub struct EvalReport {
     pub any_label: Option<AnyLabelScores>,
 }
 
+/// `x` rounded to 4 decimals (for the figures recorded in model files).
+pub fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
 impl EvalReport {
+    /// The figures a trained model records for this dev split in its
+    /// `training` section.
+    pub fn dev_record(&self, split: &str) -> serde_json::Value {
+        serde_json::json!({
+            "task": self.task,
+            "split": split,
+            "rows": self.n,
+            "accuracy": round4(self.accuracy),
+            "macro_recall": round4(self.macro_recall),
+            "macro_f1": round4(self.macro_f1),
+            "any_label_macro_f1": self.any_label.as_ref().map(|a| round4(a.macro_f1)),
+        })
+    }
+
     /// Builds the report from predictions.
     pub fn from_predictions(
         task: Task,

@@ -1024,15 +1024,7 @@ pub fn train(opts: &TrainOptions, out: &Path) -> Result<TrainSummary, TrainError
             "tweeteval_val_overlap": sent.removed_overlap,
             "duplicates": sent.removed_duplicates,
         },
-        "dev": dev.iter().map(|d| serde_json::json!({
-            "task": d.report.task,
-            "split": d.split,
-            "rows": d.report.n,
-            "accuracy": round4(d.report.accuracy),
-            "macro_recall": round4(d.report.macro_recall),
-            "macro_f1": round4(d.report.macro_f1),
-            "any_label_macro_f1": d.report.any_label.as_ref().map(|a| round4(a.macro_f1)),
-        })).collect::<Vec<_>>(),
+        "dev": dev.iter().map(|d| d.report.dev_record(&d.split)).collect::<Vec<_>>(),
     });
     clf.meta.training = record;
     clf.save(out)?;
@@ -1050,10 +1042,6 @@ pub fn train(opts: &TrainOptions, out: &Path) -> Result<TrainSummary, TrainError
         seconds: start.elapsed().as_secs_f64(),
         files,
     })
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 1e4).round() / 1e4
 }
 
 /// Trains one head on in-memory data and returns the packed classifier
