@@ -26,6 +26,7 @@ use crate::actors::connectors::synthetic::Synthetic;
 use crate::actors::hub::{self, Hub};
 use crate::actors::live_feed::LiveFeed;
 use crate::actors::store_writer::{self, StoreWriter};
+use crate::actors::summarizer::{self, Summarizer, SummarizerDeps, SummaryCache};
 use crate::actors::supervisor::{
     AddChild, ChildContext, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
 };
@@ -40,8 +41,10 @@ use crate::nlp::{Extractor, Scorer};
 use crate::store::alerts::{AlertStore, EmbeddedAlerts};
 use crate::store::cache::HotCache;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::summaries::{EmbeddedSummaries, SummaryStore};
 use crate::store::webhooks::{EmbeddedWebhooks, WebhookStore};
 use crate::store::Store;
+use crate::summary::service::Sources;
 use crate::web::{self, AppState};
 use actix::prelude::*;
 use anyhow::Context as _;
@@ -88,6 +91,7 @@ pub async fn run(
         .await
         .context("creating the pipeline's consumers")?;
     let mut webhooks: Option<Arc<dyn WebhookStore>> = None;
+    let mut summaries: Option<Arc<dyn SummaryStore>> = None;
     let (store, archive, alerts) = if config.runs(Role::Aggregate) {
         let embedded = EmbeddedStore::open(&config.store)
             .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
@@ -95,6 +99,9 @@ pub async fn run(
             Arc::new(EmbeddedAlerts::open(&embedded).context("opening the alert store")?);
         webhooks = Some(Arc::new(
             EmbeddedWebhooks::open(&embedded).context("opening the webhook store")?,
+        ));
+        summaries = Some(Arc::new(
+            EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
         ));
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
@@ -111,6 +118,8 @@ pub async fn run(
     // Sinks first, sources last.
     let hub_slot: Slot<Hub> = Slot::default();
     let alert_slot: Slot<AlertActor> = Slot::default();
+    let summarizer_slot: Slot<Summarizer> = Slot::default();
+    let summary_cache: SummaryCache = moka::sync::Cache::new(config.store.cache_entries);
     let mut aggregators: Vec<Slot<Aggregator>> = Vec::new();
     let mut retention = None;
     if let (Some(store), Some(archive)) = (&store, &archive) {
@@ -131,11 +140,26 @@ pub async fn run(
         if let (Some(alerts), Some(webhooks)) = (&alerts, &webhooks) {
             start_webhooks(&supervisor, &config, alerts, webhooks).await;
         }
+        if let Some(summaries) = &summaries {
+            let deps = SummarizerDeps {
+                sources: Sources {
+                    store: store.clone(),
+                    archive: archive.clone(),
+                },
+                summaries: summaries.clone(),
+                cache: summary_cache.clone(),
+                hub: hub_slot.clone(),
+                cfg: config.summaries.clone(),
+                kol_followers: config.entities.kol_followers,
+            };
+            start_summarizer(&supervisor, deps, &summarizer_slot).await;
+        }
         retention = Some(spawn_retention(
             store.clone(),
             archive.clone(),
             alerts.clone(),
-            &config.store,
+            summaries.clone(),
+            &config,
         ));
     }
     if config.runs(Role::Classify) {
@@ -158,7 +182,8 @@ pub async fn run(
                 supervisor.clone(),
             )
             .with_alerts(alerts.clone(), alert_slot.clone())
-            .with_webhooks(webhooks.clone()),
+            .with_webhooks(webhooks.clone())
+            .with_summaries(summaries.clone(), summary_cache, summarizer_slot.clone()),
         );
         let (srv, addr) =
             web::bind(state).with_context(|| format!("binding {}", config.http.listen))?;
@@ -517,30 +542,68 @@ async fn start_webhooks(
     .await;
 }
 
+/// The summarizer (unless `summaries.enabled` is off), in the process that
+/// owns the store.
+async fn start_summarizer(
+    supervisor: &Addr<Supervisor>,
+    deps: SummarizerDeps,
+    slot: &Slot<Summarizer>,
+) {
+    if !deps.cfg.enabled {
+        tracing::info!("summaries are off (summaries.enabled = false)");
+        return;
+    }
+    let slot = slot.clone();
+    add(
+        supervisor,
+        "summarizer",
+        "summarizer",
+        RestartPolicy::Permanent,
+        move |c| {
+            let deps = deps.clone();
+            let addr = Summarizer::start_in_arbiter(&c.arbiter, move |ctx| {
+                ctx.set_mailbox_capacity(summarizer::MAILBOX);
+                Summarizer::new(deps, c.guard)
+            });
+            slot.set(addr);
+            Ok(())
+        },
+    )
+    .await;
+}
+
 /// Every [`RETENTION_EVERY`], drops expired store partitions, archived
-/// posts older than `retention_posts_days`, and resolved alerts and alert
+/// posts older than `retention_posts_days`, resolved alerts and alert
 /// events older than `retention_1h_days` (the longest-kept series they
-/// speak about).
+/// speak about), and summaries older than `summaries.retention_days`.
 fn spawn_retention(
     store: Arc<dyn Store>,
     archive: Arc<PostArchive>,
     alerts: Option<Arc<dyn AlertStore>>,
-    cfg: &crate::config::StoreConfig,
+    summaries: Option<Arc<dyn SummaryStore>>,
+    config: &Config,
 ) -> actix_rt::task::JoinHandle<()> {
+    let cfg = &config.store;
     let days_ms = |days: u64| {
         i64::try_from(days)
             .unwrap_or(i64::MAX / 86_400_000)
             .saturating_mul(86_400_000)
     };
-    let (posts_ms, alerts_ms) = (
+    let (posts_ms, alerts_ms, summaries_ms) = (
         days_ms(cfg.retention_posts_days),
         days_ms(cfg.retention_1h_days),
+        days_ms(config.summaries.retention_days),
     );
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_EVERY);
         loop {
             tick.tick().await;
-            let (store, archive, alerts) = (store.clone(), archive.clone(), alerts.clone());
+            let (store, archive, alerts, summaries) = (
+                store.clone(),
+                archive.clone(),
+                alerts.clone(),
+                summaries.clone(),
+            );
             let now = chrono::Utc::now().timestamp_millis();
             let expired = tokio::task::spawn_blocking(move || {
                 store.expire(now)?;
@@ -550,6 +613,9 @@ fn spawn_retention(
                 crate::telemetry::metrics::ARCHIVE_EXPIRED.add(posts);
                 if let Some(alerts) = alerts {
                     alerts.expire(now.saturating_sub(alerts_ms))?;
+                }
+                if let Some(summaries) = summaries {
+                    summaries.expire(now.saturating_sub(summaries_ms))?;
                 }
                 Ok::<_, anyhow::Error>(())
             });

@@ -41,6 +41,38 @@ pub enum Command {
     /// Train the encoder tier's four heads on MiniLM embeddings and write
     /// `heads.json` and `heads.safetensors`.
     TrainEncoder(TrainEncoderArgs),
+    /// Print a summary of one entity from the stored posts (no server; the
+    /// data directory must not be in use by a running starling).
+    Summarize(SummarizeArgs),
+}
+
+/// Arguments of `starling summarize`.
+#[derive(Debug, Args, Clone)]
+pub struct SummarizeArgs {
+    /// Entity kind (`project`, `topic`, `product`, …).
+    #[arg(long)]
+    pub kind: String,
+    /// Entity id (`SOL`, `defi`, …).
+    #[arg(long)]
+    pub id: String,
+    /// Window start, RFC 3339 or unix ms (default: `--to` minus `summaries.window_s`).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end, RFC 3339 or unix ms (default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// A GGUF model instead of `summaries.model_path` (needs the `llm` feature).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Extractive only, even when a model is configured.
+    #[arg(long, conflicts_with = "model")]
+    pub extractive: bool,
+    /// Print the whole summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration (`[store]`, `[summaries]`, `[entities]` are used).
+    #[command(flatten)]
+    pub overrides: Overrides,
 }
 
 /// Arguments of `starling classify`.

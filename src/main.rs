@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::TrainEncoder(_) => anyhow::bail!(
             "train-encoder is not part of this build (built without the `encoder` cargo feature)"
         ),
+        Command::Summarize(a) => starling::summary::cmd::run(a),
         Command::Run(o) => {
             let config = o.load()?;
             starling::telemetry::init_logging();

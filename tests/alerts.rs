@@ -5,13 +5,9 @@
 
 mod common;
 
-use common::{call, client, next_frame, Starling};
+use common::{call, client, ingest, next_frame, until, Starling};
 use futures_util::SinkExt as _;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-
-/// How long any wait in these tests may take.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 fn post(id: &str, text: &str, product: Option<&str>) -> Value {
     let mut p = json!({
@@ -25,27 +21,6 @@ fn post(id: &str, text: &str, product: Option<&str>) -> Value {
         p["product"] = json!(product);
     }
     p
-}
-
-async fn ingest(s: &Starling, posts: Vec<Value>) {
-    let n = posts.len();
-    let (status, body) = call(s, "POST", "/api/ingest", Some(json!(posts))).await;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(body["accepted"], n, "{body}");
-}
-
-/// Polls `path` until `done` holds for its body.
-async fn until(s: &Starling, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (status, body) = call(s, "GET", path, None).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        if done(&body) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{path} never matched: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[actix_rt::test]
@@ -68,7 +43,7 @@ async fn a_churn_post_is_pushed_listed_acknowledged_and_resolved() {
 
     ingest(
         &s,
-        vec![
+        &[
             post(
                 "c1",
                 "I'm cancelling my subscription today, switching to a competitor. Done with this.",
@@ -142,7 +117,7 @@ async fn a_churn_post_is_pushed_listed_acknowledged_and_resolved() {
     // The next churn post opens a new alert; the resolved one is kept.
     ingest(
         &s,
-        vec![post(
+        &[post(
             "c2",
             "cancel my account, I want a refund",
             Some("nimbus-plus"),
@@ -210,9 +185,9 @@ async fn custom_rules_are_created_evaluated_and_deleted_over_the_api() {
     // Three posts in the window: the rule fires with its fixed severity.
     ingest(
         &s,
-        (0..4)
+        &(0..4)
             .map(|i| post(&format!("v{i}"), "just a post", None))
-            .collect(),
+            .collect::<Vec<_>>(),
     )
     .await;
     let page = until(&s, "/api/alerts?kind=custom", |b| {

@@ -9,7 +9,7 @@
 mod common;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::{call, client, Starling};
+use common::{call, client, ingest, Starling};
 use hmac::{KeyInit as _, Mac as _};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -240,12 +240,6 @@ fn churn_posts(from: usize, to: usize) -> Vec<Value> {
             })
         })
         .collect()
-}
-
-async fn ingest(s: &Starling, posts: &[Value]) {
-    let (status, body) = call(s, "POST", "/api/ingest", Some(json!(posts))).await;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(body["accepted"], posts.len(), "{body}");
 }
 
 /// Waits until every consumer (the alert engine's included) has taken and

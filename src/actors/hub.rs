@@ -6,7 +6,8 @@
 //! per-post series, which are too many to push and are read over REST). The
 //! live feed hands it scored posts, which go to the sessions that subscribed
 //! to messages; the alert actor hands it alert events, which go to every
-//! session. Sessions filter and serialise what they subscribed to.
+//! session, and the summarizer new entity summaries, likewise. Sessions
+//! filter and serialise what they subscribed to.
 //!
 //! Owns: the session registry and the pending changes. Mailbox: bounded
 //! ([`MAILBOX`]); commits arrive by `try_send` and a full mailbox drops the
@@ -19,6 +20,7 @@ use super::supervisor::LifeGuard;
 use crate::alerts::model::AlertEvent;
 use crate::domain::{EnrichedPost, EntityKind};
 use crate::store::StoredWindow;
+use crate::summary::model::Summary;
 use crate::telemetry::metrics;
 use actix::prelude::*;
 use serde::Serialize;
@@ -45,6 +47,9 @@ pub enum HubEvent {
     /// An alert was raised, updated, acknowledged or resolved (sent to
     /// every session; alerts subscriptions filter it).
     Alert(Arc<AlertEvent>),
+    /// A new entity summary was stored (sent to every session; summaries
+    /// subscriptions filter it).
+    Summary(Arc<Summary>),
     /// The server is shutting down: close the connection.
     Closing,
 }
@@ -69,6 +74,11 @@ pub struct NewMessages(pub Vec<Arc<EnrichedPost>>);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct NewAlert(pub Arc<AlertEvent>);
+
+/// A new entity summary from the summarizer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NewSummary(pub Arc<Summary>);
 
 /// Whether a session wants `message:new` events (has a messages subscription).
 #[derive(Message)]
@@ -258,6 +268,15 @@ impl Handler<NewAlert> for Hub {
     fn handle(&mut self, NewAlert(event): NewAlert, _: &mut Context<Self>) {
         let all: Vec<u64> = self.sessions.keys().copied().collect();
         self.push(&all, &Arc::new(HubEvent::Alert(event)));
+    }
+}
+
+impl Handler<NewSummary> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, NewSummary(summary): NewSummary, _: &mut Context<Self>) {
+        let all: Vec<u64> = self.sessions.keys().copied().collect();
+        self.push(&all, &Arc::new(HubEvent::Summary(summary)));
     }
 }
 

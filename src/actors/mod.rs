@@ -9,5 +9,6 @@ pub mod hub;
 pub mod inference;
 pub mod live_feed;
 pub mod store_writer;
+pub mod summarizer;
 pub mod supervisor;
 pub mod webhooks;

@@ -16,7 +16,7 @@
 //! - `alert_rules`: id → [`Rule`].
 
 use super::embedded::EmbeddedStore;
-use super::StoreError;
+use super::{corrupt, decode, encode, StoreError};
 use crate::alerts::model::{Alert, AlertEvent, AlertEventType, AlertKind, AlertState, Rule};
 use crate::domain::{EntityKind, EntityRef};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -124,21 +124,6 @@ pub struct EmbeddedAlerts {
     seq_tx: watch::Sender<u64>,
 }
 
-fn corrupt(key: &[u8], e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        message: e.to_string(),
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|e| corrupt(key, e))
-}
-
-fn encode<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| corrupt(key, e))
-}
-
 fn time_key(opened_ms: i64, id: &str) -> Vec<u8> {
     // Newest first: invert the sign-flipped timestamp.
     let t = !((opened_ms as u64) ^ (1 << 63));
@@ -190,11 +175,7 @@ impl EmbeddedAlerts {
     }
 
     fn mode(&self) -> PersistMode {
-        if self.fsync {
-            PersistMode::SyncAll
-        } else {
-            PersistMode::Buffer
-        }
+        super::embedded::persist_mode(self.fsync)
     }
 }
 

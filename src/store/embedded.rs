@@ -15,7 +15,7 @@
 //! committed as one fjall write batch (atomic across keyspaces), flushed to
 //! the OS before `apply` returns (fsynced too with `store.fsync`).
 
-use super::{Applied, EntityRecord, Store, StoreError, StoredWindow, WindowBatch};
+use super::{corrupt, Applied, EntityRecord, Store, StoreError, StoredWindow, WindowBatch};
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
 use crate::config::StoreConfig;
 use crate::domain::EntityKind;
@@ -91,16 +91,16 @@ pub struct EmbeddedStore {
     retention_ms: HashMap<Family, i64>,
 }
 
-fn ts_bytes(ts: i64) -> [u8; 8] {
+pub(super) fn ts_bytes(ts: i64) -> [u8; 8] {
     ((ts as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn ts_from(bytes: &[u8]) -> Option<i64> {
+pub(super) fn ts_from(bytes: &[u8]) -> Option<i64> {
     let arr: [u8; 8] = bytes.try_into().ok()?;
     Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
 }
 
-fn entity_prefix(kind: EntityKind, id: &str) -> Vec<u8> {
+pub(super) fn entity_prefix(kind: EntityKind, id: &str) -> Vec<u8> {
     let id = id.as_bytes();
     let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
     let id = &id[..usize::from(len)];
@@ -133,10 +133,13 @@ fn watermark_key(kind: EntityKind) -> Vec<u8> {
     vec![b'w', b'm', kind.tag()]
 }
 
-fn corrupt(key: &[u8], e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        message: e.to_string(),
+/// How a commit is made durable: `fsync` waits for the disk, otherwise the
+/// write-ahead log is buffered (flushed by fjall in the background).
+pub(crate) fn persist_mode(fsync: bool) -> fjall::PersistMode {
+    if fsync {
+        fjall::PersistMode::SyncAll
+    } else {
+        fjall::PersistMode::Buffer
     }
 }
 

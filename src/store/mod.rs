@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod cache;
 pub mod embedded;
+pub mod summaries;
 pub mod webhooks;
 
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
@@ -35,6 +36,28 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+/// A [`StoreError::Corrupt`] for the value under `key`.
+pub(crate) fn corrupt(key: &[u8], e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Decodes a JSON value stored under `key` (alerts, webhooks, summaries:
+/// small values, readable in a dump).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    v: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| corrupt(key, e))
+}
+
+/// Encodes a value as JSON for storage under `key`.
+pub(crate) fn encode<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| corrupt(key, e))
 }
 
 /// Everything one entity kind's aggregator commits in one flush.

@@ -22,7 +22,7 @@
 //! - `webhook_meta`: `cursor` → seq (8, BE).
 
 use super::embedded::EmbeddedStore;
-use super::StoreError;
+use super::{corrupt, decode, encode, StoreError};
 use crate::alerts::model::{AlertEvent, AlertKind};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::Mutex;
@@ -276,21 +276,6 @@ pub struct EmbeddedWebhooks {
 
 const CURSOR_KEY: &[u8] = b"cursor";
 
-fn corrupt(key: &[u8], e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        message: e.to_string(),
-    }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(v).map_err(|e| corrupt(key, e))
-}
-
-fn encode<T: Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| corrupt(key, e))
-}
-
 fn prefix(endpoint: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(endpoint.len() + 9);
     k.extend_from_slice(endpoint.as_bytes());
@@ -323,11 +308,7 @@ impl EmbeddedWebhooks {
     }
 
     fn mode(&self) -> PersistMode {
-        if self.fsync {
-            PersistMode::SyncAll
-        } else {
-            PersistMode::Buffer
-        }
+        super::embedded::persist_mode(self.fsync)
     }
 
     fn get<T: serde::de::DeserializeOwned>(

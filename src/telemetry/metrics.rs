@@ -85,6 +85,15 @@ counters! {
     WEBHOOK_PAUSES = "starling_webhook_pauses_total", "Webhook endpoints paused for too many consecutive failures or too old a pending delivery.";
     INFERENCE_BATCHES = "starling_inference_batches_total", "Model calls of the batching inference worker (encoder tier).";
     INFERENCE_TEXTS = "starling_inference_texts_total", "Texts run through the batching inference worker (encoder tier).";
+    SUMMARIES_LLM = "starling_summaries_llm_total", "Entity summaries written by the language model (passed the output checks).";
+    SUMMARIES_EXTRACTIVE = "starling_summaries_extractive_total", "Entity summaries written extractively (no model, or a fallback).";
+    SUMMARY_FALLBACKS = "starling_summary_fallbacks_total", "Summaries that fell back to extractive although a model is configured (engine error, timeout, failed check, model not loaded).";
+    SUMMARY_CHECK_FAILURES = "starling_summary_check_failures_total", "Model outputs refused by the output checks.";
+    SUMMARY_ENGINE_ERRORS = "starling_summary_engine_errors_total", "Generations that failed in the engine.";
+    SUMMARY_TIMEOUTS = "starling_summary_timeouts_total", "Generations stopped at summaries.timeout_s.";
+    SUMMARY_CANCELLED = "starling_summary_cancelled_total", "Summaries cancelled because a newer window of the same entity superseded them.";
+    SUMMARY_DROPPED = "starling_summary_dropped_total", "Scheduled summary requests dropped because the queue was full.";
+    SUMMARY_MODEL_LOAD_FAILURES = "starling_summary_model_load_failures_total", "Failed attempts to load the summary model (retried with back-off).";
 }
 
 /// A value set by its owner, rendered as a Prometheus gauge.
@@ -138,9 +147,22 @@ pub static WEBHOOK_OUTBOX_DEPTH: Gauge = Gauge::new(
     "Webhook deliveries waiting in the outbox (pending, retrying or held by a paused endpoint).",
 );
 
+/// Summary requests waiting for a worker (set by the summarizer).
+pub static SUMMARY_QUEUE_DEPTH: Gauge = Gauge::new(
+    "starling_summary_queue_depth",
+    "Summary requests waiting for a summarizer worker.",
+);
+/// 1 while a summary model is configured and loaded, 0 otherwise.
+pub static SUMMARY_MODEL_LOADED: Gauge = Gauge::new(
+    "starling_summary_model_loaded",
+    "1 while the configured summary model is loaded (0: none configured, loading, or failed).",
+);
+
 /// Gauges kept in statics (the others are computed when rendered).
 pub static STATIC_GAUGES: &[&Gauge] = &[
     &CLASSIFIER_TIER_FALLBACK,
+    &SUMMARY_QUEUE_DEPTH,
+    &SUMMARY_MODEL_LOADED,
     &WEBHOOK_PAUSED_ENDPOINTS,
     &WEBHOOK_OUTBOX_DEPTH,
 ];

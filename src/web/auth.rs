@@ -71,14 +71,55 @@ struct Bucket {
     last: Instant,
 }
 
+/// Token buckets by caller: `rate_per_s` tokens a second, at most `burst`
+/// saved up.
+pub struct RateLimiter {
+    rate_per_s: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl RateLimiter {
+    /// Buckets refilled at `rate_per_s` up to `burst`.
+    pub fn new(rate_per_s: f64, burst: f64) -> Self {
+        RateLimiter {
+            rate_per_s,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether it limits at all (a zero rate does not).
+    pub fn limits(&self) -> bool {
+        self.rate_per_s > 0.0
+    }
+
+    /// Takes one token for `who`; `Err(seconds)` until the next one.
+    pub fn take(&self, who: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock();
+        let b = buckets.entry(who.to_string()).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
+        let elapsed = now.duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.rate_per_s).min(self.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - b.tokens) / self.rate_per_s).ceil().max(1.0) as u64)
+        }
+    }
+}
+
 /// Keys and rate-limit state of a server.
 pub struct Auth {
     required: bool,
     keys: RwLock<HashMap<String, StoredKey>>,
     file: Option<PathBuf>,
-    rate_per_s: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    limiter: RateLimiter,
 }
 
 impl Auth {
@@ -119,9 +160,7 @@ impl Auth {
             required,
             keys: RwLock::new(keys),
             file,
-            rate_per_s: config.auth.rate_per_s,
-            burst: config.auth.burst,
-            buckets: Mutex::new(HashMap::new()),
+            limiter: RateLimiter::new(config.auth.rate_per_s, config.auth.burst),
         }
     }
 
@@ -136,29 +175,14 @@ impl Auth {
 
     /// Whether requests are rate-limited at all.
     fn limits(&self) -> bool {
-        self.rate_per_s > 0.0
+        self.limiter.limits()
     }
 
     /// Takes one token for `who`; `Err(seconds)` until the next one.
     fn take(&self, who: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock();
-        let b = buckets.entry(who.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            last: now,
-        });
-        let elapsed = now.duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.rate_per_s).min(self.burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - b.tokens) / self.rate_per_s).ceil().max(1.0) as u64)
-        }
+        self.limiter.take(who)
     }
 
-    /// Adds a key created through the API and persists the list (hashed).
     fn add(&self, key: StoredKey) -> Result<(), ApiError> {
         let mut keys = self.keys.write();
         if keys.values().any(|k| k.id == key.id) {
@@ -212,7 +236,7 @@ pub enum Caller {
 
 impl Caller {
     /// The name of this caller's rate-limit bucket.
-    fn bucket(&self) -> String {
+    pub fn bucket(&self) -> String {
         match self {
             Caller::Key(id) => format!("key:{id}"),
             Caller::Address(ip) => format!("addr:{ip}"),

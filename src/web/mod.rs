@@ -9,17 +9,20 @@ pub mod posts;
 pub mod queries;
 pub mod routes;
 pub mod subscriptions;
+pub mod summaries;
 pub mod webhooks;
 pub mod ws;
 
 use crate::actors::alerts::AlertActor;
 use crate::actors::hub::Hub;
+use crate::actors::summarizer::{Summarizer, SummaryCache};
 use crate::actors::supervisor::{Slot, Supervisor};
 use crate::archive::PostArchive;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::store::alerts::AlertStore;
 use crate::store::cache::HotCache;
+use crate::store::summaries::SummaryStore;
 use crate::store::Store;
 use actix::Addr;
 use actix_web::{web, App, HttpServer};
@@ -54,6 +57,14 @@ pub struct AppState {
     pub alert_engine: Slot<AlertActor>,
     /// Webhook endpoints and their outbox, beside the store.
     webhooks: Option<Arc<dyn crate::store::webhooks::WebhookStore>>,
+    /// Stored entity summaries, beside the store.
+    summaries: Option<Arc<dyn SummaryStore>>,
+    /// The latest summary per entity (shared with the summarizer).
+    pub summary_cache: SummaryCache,
+    /// The summarizer (on-demand summaries).
+    pub summarizer: Slot<Summarizer>,
+    /// The on-demand summary limit per caller (`summaries.requests_per_minute`).
+    pub summary_requests: auth::RateLimiter,
     next_session: AtomicU64,
 }
 
@@ -69,6 +80,8 @@ impl AppState {
         supervisor: Addr<Supervisor>,
     ) -> Self {
         let auth = auth::Auth::new(&config, store.is_some());
+        let per_minute = f64::from(config.summaries.requests_per_minute);
+        let summary_requests = auth::RateLimiter::new(per_minute / 60.0, per_minute);
         AppState {
             auth,
             ws_connections: ws::Connections::default(),
@@ -88,6 +101,10 @@ impl AppState {
             alerts: None,
             alert_engine: Slot::default(),
             webhooks: None,
+            summaries: None,
+            summary_cache: moka::sync::Cache::new(0),
+            summarizer: Slot::default(),
+            summary_requests,
             next_session: AtomicU64::new(1),
         }
     }
@@ -118,6 +135,29 @@ impl AppState {
     ) -> Self {
         self.webhooks = webhooks;
         self
+    }
+
+    /// The same state with the summary store, cache and summarizer (in the
+    /// process that owns the store).
+    pub fn with_summaries(
+        mut self,
+        summaries: Option<Arc<dyn SummaryStore>>,
+        cache: SummaryCache,
+        summarizer: Slot<Summarizer>,
+    ) -> Self {
+        self.summaries = summaries;
+        self.summary_cache = cache;
+        self.summarizer = summarizer;
+        self
+    }
+
+    /// The summary store, or a 503 in a process that does not own it.
+    pub fn summaries(&self) -> Result<Arc<dyn SummaryStore>, error::ApiError> {
+        self.summaries.clone().ok_or_else(|| {
+            error::ApiError::Unavailable(
+                "this process does not serve summaries (no web role)".into(),
+            )
+        })
     }
 
     /// The webhook store, or a 503 in a process that does not own it.

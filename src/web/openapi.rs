@@ -29,6 +29,8 @@ use utoipa::{Modify, OpenApi};
         super::posts::recent,
         super::posts::top,
         super::posts::authors,
+        super::summaries::get,
+        super::summaries::create,
         super::posts::search,
         super::routes::admin_actors,
         super::routes::admin_dlq,

@@ -59,7 +59,8 @@ pub fn parse_period(s: &str) -> Result<Option<i64>, ApiError> {
     Ok(Some(n * unit_ms))
 }
 
-fn rfc3339(ms: i64) -> String {
+/// Unix milliseconds as RFC 3339 (UTC, to the millisecond); empty when out of range.
+pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
@@ -117,6 +118,9 @@ pub struct EntityView {
     pub totals: MetricsView,
     /// Latest windows.
     pub latest: LatestWindows,
+    /// The latest summary (single-entity lookups only, once one is written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<crate::summary::model::Summary>,
 }
 
 /// An entity from the hot cache alone: never touches the store, so it can
@@ -169,6 +173,7 @@ fn view_of(kind: EntityKind, id: &str, latest: &EntityLatest) -> EntityView {
             m1: view(Resolution::Minute),
             h1: view(Resolution::Hour),
         },
+        summary: None,
     }
 }
 
@@ -181,6 +186,7 @@ pub fn empty_overall() -> EntityView {
         last_seen: String::new(),
         totals: WindowMetrics::default().view(),
         latest: LatestWindows::default(),
+        summary: None,
     }
 }
 

@@ -116,6 +116,16 @@ fn table(mounted: &Mounted) -> Vec<(Method, &'static str, actix_web::Route)> {
             "/api/entities/{kind}/{id}/authors",
             web::to(super::posts::authors),
         ),
+        (
+            Method::GET,
+            "/api/entities/{kind}/{id}/summary",
+            web::to(super::summaries::get),
+        ),
+        (
+            Method::POST,
+            "/api/entities/{kind}/{id}/summary",
+            web::to(super::summaries::create),
+        ),
         (Method::GET, "/api/search", web::to(super::posts::search)),
         (Method::GET, "/api/admin/actors", web::to(admin_actors)),
         (Method::GET, "/api/admin/dlq", web::to(admin_dlq)),
@@ -262,7 +272,7 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The entity kind named in a path, or a 404 listing the kinds.
-pub(super) fn parse_kind(s: &str) -> Result<EntityKind, ApiError> {
+pub(crate) fn parse_kind(s: &str) -> Result<EntityKind, ApiError> {
     EntityKind::parse(s).ok_or_else(|| {
         ApiError::NotFound(format!(
             "unknown entity kind `{s}` (kinds: {})",
@@ -427,7 +437,15 @@ pub(crate) async fn get_entity(
     let (kind, id) = path.into_inner();
     let kind = parse_kind(&kind)?;
     match lookup(&state, kind, &id).await? {
-        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        Some(mut v) => {
+            let entity = crate::domain::EntityRef::new(kind, id);
+            v.summary = super::summaries::latest(&state, &entity)
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.as_ref().clone());
+            Ok(HttpResponse::Ok().json(v))
+        }
         None => Err(ApiError::NotFound(format!(
             "no {kind} `{id}` has been seen"
         ))),

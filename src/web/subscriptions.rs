@@ -10,6 +10,8 @@
 //! - `{"type": "subscribe", "channel": "alerts", "alert_kinds": ["churn", "volume_spike"],
 //!   "entity": "product:nimbus-plus", "min_severity": 5}` (filters optional): `alert:<kind>`
 //!   frames when an alert is raised, updated, acknowledged or resolved;
+//! - `{"type": "subscribe", "channel": "summaries", "kinds": ["project"], "entity": "project:SOL"}`
+//!   (filters optional): a `summary:update` frame whenever a new entity summary is stored;
 //! - `{"type": "unsubscribe", "subscription": 3}`; `{"type": "ping"}`.
 //!
 //! Every connection starts with subscription 0: metrics of every kind, so a
@@ -19,6 +21,7 @@ use crate::actors::aggregator::window::{id_hash, Resolution};
 use crate::actors::hub::WindowUpdate;
 use crate::alerts::model::{Alert, AlertKind};
 use crate::domain::{EnrichedPost, EntityKind, EntityRef, SentimentLabel};
+use crate::summary::model::Summary;
 use serde::Deserialize;
 use std::collections::HashSet;
 
@@ -43,7 +46,7 @@ pub enum Request {
 pub struct SubscribeRequest {
     /// `metrics`, `messages` or `alerts`.
     pub channel: String,
-    /// metrics: entity kinds.
+    /// metrics, summaries: entity kinds.
     #[serde(default)]
     pub kinds: Option<Vec<EntityKind>>,
     /// metrics: entity ids.
@@ -52,7 +55,7 @@ pub struct SubscribeRequest {
     /// metrics: `1s` or `1m`.
     #[serde(default)]
     pub resolution: Option<String>,
-    /// messages, alerts: `kind:id`.
+    /// messages, alerts, summaries: `kind:id`.
     #[serde(default)]
     pub entity: Option<String>,
     /// alerts: alert kinds (`churn`, `sentiment_shift`, `volume_spike`,
@@ -109,6 +112,13 @@ pub enum Subscription {
         entity: Option<EntityRef>,
         /// Only alerts at least this severe.
         min_severity: u8,
+    },
+    /// Entity summaries.
+    Summaries {
+        /// Only these kinds (all if absent).
+        kinds: Option<HashSet<EntityKind>>,
+        /// Only this entity.
+        entity: Option<EntityRef>,
     },
 }
 
@@ -185,9 +195,13 @@ impl Subscription {
                     min_severity,
                 })
             }
+            "summaries" => Ok(Subscription::Summaries {
+                kinds: r.kinds.map(|k| k.into_iter().collect()),
+                entity: entity_filter(r.entity)?,
+            }),
             other => Err((
                 "unknown_channel",
-                format!("unknown channel `{other}` (metrics, messages, alerts)"),
+                format!("unknown channel `{other}` (metrics, messages, alerts, summaries)"),
             )),
         }
     }
@@ -198,6 +212,7 @@ impl Subscription {
             Subscription::Metrics { .. } => "metrics",
             Subscription::Messages { .. } => "messages",
             Subscription::Alerts { .. } => "alerts",
+            Subscription::Summaries { .. } => "summaries",
         }
     }
 
@@ -235,6 +250,17 @@ impl Subscription {
         kinds.as_ref().is_none_or(|k| k.contains(&alert.kind))
             && entity.as_ref().is_none_or(|e| &alert.entity == e)
             && alert.severity >= *min_severity
+    }
+
+    /// Whether a summary passes this (summaries) subscription.
+    pub fn wants_summary(&self, summary: &Summary) -> bool {
+        let Subscription::Summaries { kinds, entity } = self else {
+            return false;
+        };
+        kinds
+            .as_ref()
+            .is_none_or(|k| k.contains(&summary.entity.kind))
+            && entity.as_ref().is_none_or(|e| &summary.entity == e)
     }
 
     /// Whether a scored post passes this (messages) subscription.

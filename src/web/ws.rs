@@ -336,6 +336,18 @@ impl Handler<Push> for WsSession {
                     );
                 }
             }
+            HubEvent::Summary(summary) => {
+                if let Some((id, _)) = self
+                    .subscriptions
+                    .iter()
+                    .find(|(_, s)| s.wants_summary(summary))
+                {
+                    frames.push(
+                        json!({"type": "summary:update", "subscription": id, "summary": summary.as_ref()})
+                            .to_string(),
+                    );
+                }
+            }
             HubEvent::Closing => {
                 self.close(ctx, CloseCode::Restart, "server shutting down");
                 return;

@@ -143,6 +143,35 @@ pub async fn call(
     (status, value)
 }
 
+/// Posts `posts` (JSON objects) to `POST /api/ingest`; all must be accepted.
+pub async fn ingest(s: &Starling, posts: &[serde_json::Value]) {
+    let (status, body) = call(s, "POST", "/api/ingest", Some(serde_json::json!(posts))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], posts.len(), "{body}");
+}
+
+/// Polls `GET path` (which must answer 200) until `done` holds for its
+/// body, for at most 30 s.
+pub async fn until(
+    s: &Starling,
+    path: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = call(s, "GET", path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never matched: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Reads WebSocket frames until `want` returns true for one (skipping
 /// others), or 15 s pass.
 pub async fn next_frame<S>(
