@@ -55,7 +55,8 @@ pub struct SummarizeArgs {
     /// Entity id (`SOL`, `defi`, …).
     #[arg(long)]
     pub id: String,
-    /// Window start, RFC 3339 or unix ms (default: `--to` minus `summaries.window_s`).
+    /// Window start, RFC 3339 or unix ms (default: the `summaries.window_s`
+    /// ending with the minute of `--to`).
     #[arg(long)]
     pub from: Option<String>,
     /// Window end, RFC 3339 or unix ms (default: now).

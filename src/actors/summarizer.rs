@@ -386,7 +386,7 @@ impl Summarizer {
     /// Queues the most active entities of every configured kind.
     fn schedule_round(&mut self, ctx: &mut Context<Self>) {
         let now = chrono::Utc::now().timestamp_millis();
-        let (from_ms, to_ms) = service::align(now - self.deps.cfg.window_s as i64 * 1_000, now);
+        let (from_ms, to_ms) = service::ending_at(self.deps.cfg.window_s as i64 * 1_000, now);
         let (store, kinds, top_n) = (
             self.deps.sources.store.clone(),
             self.deps.cfg.kinds.clone(),

@@ -27,9 +27,9 @@ pub fn run(args: SummarizeArgs) -> anyhow::Result<()> {
         Some(t) => time(t)?,
         None => chrono::Utc::now().timestamp_millis(),
     };
-    let from_ms = match &args.from {
-        Some(f) => time(f)?,
-        None => to_ms - config.summaries.window_s as i64 * 1_000,
+    let (from_ms, to_ms) = match &args.from {
+        Some(f) => (time(f)?, to_ms),
+        None => super::service::ending_at(config.summaries.window_s as i64 * 1_000, to_ms),
     };
     let dir = &config.store.data_dir;
     let store = EmbeddedStore::open(&config.store).with_context(|| {

@@ -59,13 +59,26 @@ pub struct Sources {
     pub archive: Arc<PostArchive>,
 }
 
+/// `ms` rounded up to the minute.
+fn minute_up(ms: i64) -> i64 {
+    ms.div_euclid(MINUTE_MS) * MINUTE_MS
+        + if ms.rem_euclid(MINUTE_MS) == 0 {
+            0
+        } else {
+            MINUTE_MS
+        }
+}
+
 /// `from` rounded down and `to` up to the minute.
 pub fn align(from_ms: i64, to_ms: i64) -> (i64, i64) {
-    (
-        from_ms.div_euclid(MINUTE_MS) * MINUTE_MS,
-        to_ms.div_euclid(MINUTE_MS) * MINUTE_MS
-            + if to_ms % MINUTE_MS == 0 { 0 } else { MINUTE_MS },
-    )
+    (from_ms.div_euclid(MINUTE_MS) * MINUTE_MS, minute_up(to_ms))
+}
+
+/// The window of `span_ms` (whole minutes) that ends with the minute of
+/// `to_ms`: the current minute's posts are in, and it is exactly `span_ms` long.
+pub fn ending_at(span_ms: i64, to_ms: i64) -> (i64, i64) {
+    let to = minute_up(to_ms);
+    (to - span_ms.div_euclid(MINUTE_MS).max(1) * MINUTE_MS, to)
 }
 
 /// Everything a summary is written from.
@@ -285,5 +298,7 @@ mod tests {
         assert_eq!(align(0, 60_000), (0, 60_000));
         assert_eq!(align(59_999, 60_001), (0, 120_000));
         assert_eq!(align(-1, 1), (-60_000, 60_000));
+        assert_eq!(ending_at(3_600_000, 3_600_001), (60_000, 3_660_000));
+        assert_eq!(ending_at(3_600_000, 3_600_000), (0, 3_600_000));
     }
 }

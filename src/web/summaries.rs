@@ -27,7 +27,7 @@ const WAIT_SLACK: Duration = Duration::from_secs(60);
 #[serde(deny_unknown_fields)]
 pub struct WindowQuery {
     /// Window start, RFC 3339 or unix ms (GET: default none, the latest
-    /// summary; POST: `to` minus `summaries.window_s`).
+    /// summary; POST: the `summaries.window_s` ending with the minute of `to`).
     from: Option<String>,
     /// Window end, RFC 3339 or unix ms (default: now).
     to: Option<String>,
@@ -39,15 +39,16 @@ fn entity(path: (String, String)) -> Result<EntityRef, ApiError> {
     Ok(EntityRef::new(parse_kind(&kind)?, id))
 }
 
-/// `from..to` of a query; `from` defaults to `to - default_span_ms`.
+/// `from..to` of a query; without `from`, the `default_span_ms` that ends
+/// with the minute of `to`.
 fn window(q: &WindowQuery, default_span_ms: i64) -> Result<(i64, i64), ApiError> {
     let to = match &q.to {
         Some(t) => parse_time(t)?,
         None => chrono::Utc::now().timestamp_millis(),
     };
-    let from = match &q.from {
-        Some(f) => parse_time(f)?,
-        None => to - default_span_ms,
+    let (from, to) = match &q.from {
+        Some(f) => (parse_time(f)?, to),
+        None => crate::summary::service::ending_at(default_span_ms, to),
     };
     if from >= to {
         return Err(ApiError::BadRequest(
