@@ -184,9 +184,8 @@ fn numbers(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let next_is_digit = chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
-        if c.is_ascii_digit() {
-            cur.push(c);
-        } else if c == '.' && !cur.is_empty() && next_is_digit && !cur.contains('.') {
+        let decimal_point = c == '.' && !cur.is_empty() && next_is_digit && !cur.contains('.');
+        if c.is_ascii_digit() || decimal_point {
             cur.push(c);
         } else if c == ',' && !cur.is_empty() && next_is_digit {
             // Thousands separator.
