@@ -88,6 +88,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Delivery of alert events to registered webhook endpoints.
     pub webhooks: WebhooksConfig,
+    /// Per-entity summaries (LLM, or extractive without a model).
+    pub summaries: SummariesConfig,
 }
 
 impl Default for Config {
@@ -105,6 +107,7 @@ impl Default for Config {
             supervisor: SupervisorConfig::default(),
             alerts: AlertsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            summaries: SummariesConfig::default(),
         }
     }
 }
@@ -752,6 +755,120 @@ impl WebhooksConfig {
     }
 }
 
+/// Per-entity summaries: what is said about an entity over a window, by a
+/// local LLM (cargo feature `llm`, a GGUF file) or, without one, extractive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SummariesConfig {
+    /// Run the summarizer (scheduled summaries and `POST …/summary`).
+    pub enabled: bool,
+    /// A local GGUF chat model (llama, mistral, phi2/3, qwen2/3,
+    /// starcoder2 architectures; `models/fetch-smollm2.sh` prints one).
+    /// Absent: every summary is extractive. Needs the `llm` cargo feature.
+    pub model_path: Option<PathBuf>,
+    /// Summarizer workers, each with its own engine (on 2 CPU cores one is
+    /// fastest: concurrent generations slow each other down).
+    pub workers: usize,
+    /// Sequences one engine batches together (mistral.rs `max_num_seqs`).
+    pub max_batch: usize,
+    /// Run the model on the CPU even when built with `cuda`.
+    pub force_cpu: bool,
+    /// Requests waiting for a worker; past it scheduled requests are dropped
+    /// (counted) and on-demand ones refused with 503.
+    pub queue: usize,
+    /// Most summaries started per minute, scheduled and on-demand together.
+    pub max_per_minute: u32,
+    /// Time limit of one generation, in seconds; past it the generation is
+    /// stopped and the summary falls back to extractive.
+    pub timeout_s: u64,
+    /// The window a summary covers, in seconds (ending now).
+    pub window_s: u64,
+    /// How often the most active entities are summarised, in seconds.
+    pub interval_s: u64,
+    /// How many entities per kind each round summarises (by volume over the window).
+    pub top_n: usize,
+    /// Kinds summarised each round (any entity can be asked for on demand).
+    pub kinds: Vec<EntityKind>,
+    /// Most posts quoted in a prompt.
+    pub max_posts: usize,
+    /// Token budget of the quoted posts (approximated as 4 bytes a token).
+    pub prompt_tokens: usize,
+    /// Most tokens generated.
+    pub max_new_tokens: usize,
+    /// Longest accepted summary text, in characters.
+    pub max_chars: usize,
+    /// First wait before retrying a model that failed to load, in seconds
+    /// (doubles on every failure up to `load_backoff_max_s`).
+    pub load_backoff_s: u64,
+    /// Cap of that wait, in seconds.
+    pub load_backoff_max_s: u64,
+    /// On-demand summaries (`POST …/summary`) per minute per caller.
+    pub requests_per_minute: u32,
+    /// Stored summaries are kept this many days.
+    pub retention_days: u64,
+}
+
+impl Default for SummariesConfig {
+    fn default() -> Self {
+        SummariesConfig {
+            enabled: true,
+            model_path: None,
+            workers: 1,
+            max_batch: 4,
+            force_cpu: false,
+            queue: 256,
+            max_per_minute: 30,
+            timeout_s: 60,
+            window_s: 3_600,
+            interval_s: 300,
+            top_n: 5,
+            kinds: vec![
+                EntityKind::Project,
+                EntityKind::Topic,
+                EntityKind::Narrative,
+                EntityKind::Product,
+            ],
+            max_posts: 20,
+            prompt_tokens: 600,
+            max_new_tokens: 120,
+            max_chars: 700,
+            load_backoff_s: 5,
+            load_backoff_max_s: 600,
+            requests_per_minute: 6,
+            retention_days: 30,
+        }
+    }
+}
+
+impl SummariesConfig {
+    /// Checks values the types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("summaries.{m}")));
+        if !(1..=64).contains(&self.workers) || !(1..=256).contains(&self.max_batch) {
+            return bad("workers must be 1..=64 and max_batch 1..=256");
+        }
+        if self.queue == 0 || self.max_per_minute == 0 || self.requests_per_minute == 0 {
+            return bad("queue, max_per_minute and requests_per_minute must be at least 1");
+        }
+        if self.timeout_s == 0 || self.window_s < 60 || self.interval_s == 0 {
+            return bad("timeout_s and interval_s must be at least 1, window_s at least 60");
+        }
+        if self.max_posts == 0 || self.prompt_tokens < 50 || self.max_new_tokens < 16 {
+            return bad("max_posts must be at least 1, prompt_tokens 50, max_new_tokens 16");
+        }
+        if self.max_chars < 80 {
+            return bad("max_chars must be at least 80");
+        }
+        if self.load_backoff_s == 0 || self.load_backoff_max_s < self.load_backoff_s {
+            return bad("load_backoff_s must be at least 1 and at most load_backoff_max_s");
+        }
+        if self.retention_days == 0 {
+            return bad("retention_days must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// Actor supervision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -920,6 +1037,7 @@ impl Config {
             return bad("retention must be at least 1 for every resolution and for posts");
         }
         self.webhooks.validate()?;
+        self.summaries.validate()?;
         Ok(())
     }
 

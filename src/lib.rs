@@ -17,5 +17,6 @@ pub mod config;
 pub mod domain;
 pub mod nlp;
 pub mod store;
+pub mod summary;
 pub mod telemetry;
 pub mod web;
