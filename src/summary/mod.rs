@@ -21,7 +21,7 @@
 pub mod check;
 pub mod cmd;
 pub mod extractive;
-// pub mod gguf; (merged from the llm branch)
+pub mod gguf;
 #[cfg(feature = "llm")]
 pub mod llm;
 pub mod model;

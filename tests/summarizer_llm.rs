@@ -1,0 +1,229 @@
+//! The LLM engine with a real model: SmolLM2-135M-Instruct (Q8_0 GGUF) from
+//! `models/fetch-smollm2.sh`, or the GGUF file named by
+//! `STARLING_TEST_LLM_MODEL`. Needs the `llm` feature and a release build
+//! (an unoptimised model is unusably slow):
+//!
+//! ```text
+//! models/fetch-smollm2.sh
+//! cargo test --release --features llm --test summarizer_llm
+//! ```
+//!
+//! Without the feature or the file every test says SKIP on stderr and passes.
+
+use std::path::PathBuf;
+
+/// The model file: `STARLING_TEST_LLM_MODEL`, else what fetch-smollm2.sh writes.
+fn model_path() -> PathBuf {
+    match std::env::var_os("STARLING_TEST_LLM_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("models/cache/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q8_0.gguf"),
+    }
+}
+
+/// Ten hand-written posts about $SOL, praise and complaints mixed.
+const SOL_POSTS: &[&str] = &[
+    "$SOL fees are still under a cent, swapped three times today for nothing. Love it.",
+    "Solana went down AGAIN during the mint. Third outage I've lived through. $SOL",
+    "Firedancer client on mainnet is huge for $SOL decentralisation.",
+    "My $SOL transactions keep failing with 'blockhash not found'. So annoying.",
+    "Phantom wallet + Solana is the smoothest UX in crypto, not even close.",
+    "Validators on $SOL need crazy hardware, that's not decentralised at all.",
+    "Jupiter swaps on Solana are instant, Ethereum feels prehistoric now.",
+    "Memecoin spam is clogging $SOL blocks, priority fees went through the roof.",
+    "Staking $SOL at 7% and the ecosystem keeps shipping. Bullish.",
+    "Lost a trade because Solana RPC was lagging for 10 minutes. Unacceptable.",
+];
+
+/// A chat prompt asking for a summary of [`SOL_POSTS`].
+fn sol_prompt() -> String {
+    let mut p =
+        String::from("Here are recent social media posts about the crypto project $SOL.\n\n");
+    for (i, post) in SOL_POSTS.iter().enumerate() {
+        p.push_str(&format!("{}. {}\n", i + 1, post));
+    }
+    p.push_str(
+        "\nIn two or three sentences, summarise what people are saying about $SOL: \
+         the main praise and the main complaints. Do not list the posts.",
+    );
+    p
+}
+
+/// The GGUF header reader on the real file (no `llm` feature needed).
+#[test]
+fn gguf_header_of_the_model() {
+    let path = model_path();
+    if !path.is_file() {
+        eprintln!(
+            "\n*** gguf_header_of_the_model SKIPPED: no model at {}; run models/fetch-smollm2.sh ***\n",
+            path.display()
+        );
+        return;
+    }
+    let t = std::time::Instant::now();
+    let info = starling::summary::gguf::check_model(&path).expect("a supported chat model");
+    eprintln!("{info:?} read in {:.1?}", t.elapsed());
+    assert!(info.has_chat_template);
+    assert!(starling::summary::gguf::SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()));
+    assert!(info.tensor_count > 0);
+}
+
+#[cfg(not(feature = "llm"))]
+#[test]
+fn llm_engine() {
+    eprintln!(
+        "\n*** summarizer_llm SKIPPED: built without the `llm` feature. Run \
+         models/fetch-smollm2.sh, then \
+         cargo test --release --features llm --test summarizer_llm ***\n"
+    );
+    let _ = (model_path(), sol_prompt());
+}
+
+#[cfg(feature = "llm")]
+mod with_llm {
+    use super::*;
+    use starling::config::SummariesConfig;
+    use starling::summary::llm::LlmEngine;
+    use starling::summary::Generator;
+    use std::time::{Duration, Instant};
+
+    /// Tests using the model run one at a time (two engines on 2 cores
+    /// would slow each other down and spoil the idle-CPU check).
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// Loads the test model, or prints SKIP and returns `None` when the file
+    /// is absent.
+    pub async fn engine() -> Option<LlmEngine> {
+        let path = model_path();
+        if !path.is_file() {
+            eprintln!(
+                "\n*** summarizer_llm SKIPPED: no model at {}. Run models/fetch-smollm2.sh \
+                 or set STARLING_TEST_LLM_MODEL to a GGUF chat model ***\n",
+                path.display()
+            );
+            return None;
+        }
+        let cfg = SummariesConfig {
+            model_path: Some(path.clone()),
+            force_cpu: true,
+            ..SummariesConfig::default()
+        };
+        let t = Instant::now();
+        let engine = LlmEngine::load(&path, &cfg).await.expect("load the model");
+        eprintln!("loaded {} in {:.1?}", engine.model(), t.elapsed());
+        Some(engine)
+    }
+
+    /// CPU time used by this process so far (Linux `/proc`), or `None`.
+    fn cpu_time() -> Option<Duration> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the parenthesised command name; utime and stime are
+        // fields 14 and 15 (1-based), in clock ticks (100 a second on Linux).
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(Duration::from_millis((utime + stime) * 10))
+    }
+
+    #[tokio::test]
+    async fn summarises_posts_within_bounds() {
+        let _serial = SERIAL.lock().await;
+        let Some(engine) = engine().await else { return };
+        let max_tokens = 80;
+        let t = Instant::now();
+        let g = engine
+            .generate_with_stats(&sol_prompt(), max_tokens)
+            .await
+            .expect("generate");
+        eprintln!(
+            "{:.1?}: {} prompt tokens at {:.1} tok/s, {} generated at {:.1} tok/s, finish {:?}\n---\n{}\n---",
+            t.elapsed(),
+            g.prompt_tokens,
+            g.prompt_tok_per_s,
+            g.completion_tokens,
+            g.completion_tok_per_s,
+            g.finish_reason,
+            g.text
+        );
+        let text = g.text.trim();
+        assert!(!text.is_empty(), "empty output");
+        assert!(g.completion_tokens <= max_tokens, "{}", g.completion_tokens);
+        assert!(
+            text.chars().count() <= max_tokens * 16,
+            "{} chars",
+            text.len()
+        );
+        assert!(g.prompt_tokens > 100, "prompt tokens {}", g.prompt_tokens);
+
+        // Deterministic: the same prompt gives the same text.
+        let again = engine
+            .generate(&sol_prompt(), max_tokens)
+            .await
+            .expect("again");
+        assert_eq!(again, g.text);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_future_stops_generation() {
+        let _serial = SERIAL.lock().await;
+        let Some(engine) = engine().await else { return };
+        let prompt = sol_prompt();
+
+        // Dropped a few ms in: before or during the prompt processing.
+        let r =
+            tokio::time::timeout(Duration::from_millis(5), engine.generate(&prompt, 2000)).await;
+        assert!(r.is_err(), "2000 tokens cannot be generated in 5 ms");
+
+        // Dropped while generating: 2000 tokens take over a minute here.
+        let r = tokio::time::timeout(Duration::from_secs(8), engine.generate(&prompt, 2000)).await;
+        assert!(r.is_err(), "2000 tokens in under 8 s?");
+
+        // The engine stops: after a moment the process is (nearly) idle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some(before) = cpu_time() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let used = cpu_time().unwrap_or(before).saturating_sub(before);
+            assert!(
+                used < Duration::from_millis(500),
+                "the engine kept working after the futures were dropped: {used:?} CPU in 2 s"
+            );
+        }
+
+        // And it still answers.
+        let t = Instant::now();
+        let text = engine
+            .generate(&prompt, 20)
+            .await
+            .expect("generate after cancels");
+        assert!(!text.trim().is_empty());
+        eprintln!("after the cancels: 20 tokens in {:.1?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn concurrent_generations_on_one_engine() {
+        let _serial = SERIAL.lock().await;
+        let Some(engine) = engine().await else { return };
+        let prompt = sol_prompt();
+        let t = Instant::now();
+        let (a, b) = tokio::join!(engine.generate(&prompt, 30), engine.generate(&prompt, 30));
+        let (a, b) = (a.expect("first"), b.expect("second"));
+        eprintln!("two concurrent 30-token generations in {:.1?}", t.elapsed());
+        assert!(!a.trim().is_empty() && !b.trim().is_empty());
+    }
+
+    #[tokio::test]
+    async fn refuses_a_file_that_is_not_a_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bogus.gguf");
+        std::fs::write(&path, b"not a gguf file at all").expect("write");
+        let cfg = SummariesConfig::default();
+        match LlmEngine::load(&path, &cfg).await {
+            Err(starling::summary::GenerateError::Load(msg)) => {
+                assert!(msg.contains("bogus.gguf") && msg.contains("GGUF"), "{msg}")
+            }
+            Err(e) => panic!("wrong error {e}"),
+            Ok(_) => panic!("loaded a bogus file"),
+        }
+    }
+}
