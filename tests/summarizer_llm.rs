@@ -212,6 +212,145 @@ mod with_llm {
         assert!(!a.trim().is_empty() && !b.trim().is_empty());
     }
 
+    /// [`SOL_POSTS`] as scored posts (labels by hand), most engaging first.
+    fn sol_window() -> Vec<starling::domain::EnrichedPost> {
+        use starling::domain::*;
+        const LABELS: [SentimentLabel; 10] = [
+            SentimentLabel::Positive,
+            SentimentLabel::Negative,
+            SentimentLabel::Positive,
+            SentimentLabel::Negative,
+            SentimentLabel::Positive,
+            SentimentLabel::Negative,
+            SentimentLabel::Positive,
+            SentimentLabel::Negative,
+            SentimentLabel::Positive,
+            SentimentLabel::Negative,
+        ];
+        SOL_POSTS
+            .iter()
+            .zip(LABELS)
+            .enumerate()
+            .map(|(i, (text, label))| EnrichedPost {
+                post: Post {
+                    id: format!("sol-{i}"),
+                    platform: "twitter".into(),
+                    channel: None,
+                    author: Author {
+                        id: format!("u{i}"),
+                        handle: format!("user{i}"),
+                        followers: if i == 2 { 250_000 } else { 1_000 },
+                        verified: false,
+                    },
+                    text: (*text).into(),
+                    lang: Some("en".into()),
+                    created_at: chrono::Utc::now(),
+                    engagement: Engagement {
+                        likes: 100 - i as u64 * 7,
+                        reposts: 0,
+                        replies: 0,
+                    },
+                    geo: None,
+                    product: None,
+                    reply_to: None,
+                    repost_of: None,
+                },
+                scores: Scores {
+                    sentiment: Sentiment {
+                        label,
+                        score: if label == SentimentLabel::Positive {
+                            0.6
+                        } else {
+                            -0.6
+                        },
+                        probs: None,
+                    },
+                    emotion: None,
+                    toxicity: None,
+                    churn_risk: None,
+                    model: "test".into(),
+                },
+                entities: vec![EntityRef::new(EntityKind::Project, "SOL")],
+            })
+            .collect()
+    }
+
+    /// The summarizer's own path with the model: representative posts, the
+    /// versioned prompt, generation, the output checks, and the extractive
+    /// fallback when the model's text breaks a rule.
+    #[tokio::test]
+    async fn the_summarizer_writes_a_checked_summary() {
+        use starling::summary::check::{check, clean};
+        use starling::summary::model::{Change, Method, WindowNumbers};
+        use starling::summary::service::{Prepared, Window};
+        let _serial = SERIAL.lock().await;
+        let Some(engine) = engine().await else { return };
+        let cfg = SummariesConfig::default();
+        let sol = starling::domain::EntityRef::new(starling::domain::EntityKind::Project, "SOL");
+        let numbers = WindowNumbers {
+            volume: 10,
+            engagement: 685,
+            positive: 5,
+            negative: 5,
+            neutral: 0,
+            sentiment_index: Some(-0.05),
+        };
+        let before = WindowNumbers {
+            volume: 4,
+            sentiment_index: Some(0.3),
+            ..WindowNumbers::default()
+        };
+        let window = Window {
+            entity: &sol,
+            from_ms: 0,
+            to_ms: 3_600_000,
+            numbers,
+            change: Change::between(before, &numbers),
+        };
+        let posts = sol_window();
+        let prepared = Prepared::from_posts(window, &posts, &cfg, 100_000).expect("prepared");
+        let t = Instant::now();
+        let raw = engine
+            .generate(&prepared.prompt, cfg.max_new_tokens)
+            .await
+            .expect("generate");
+        let summary = prepared.from_model(&raw, engine.model());
+        let quoted: Vec<&str> = prepared.reps.iter().map(|r| r.text.as_str()).collect();
+        let verdict = check(&clean(&raw), &prepared.prompt, &quoted, cfg.max_chars);
+        eprintln!(
+            "{:.1?}; model output:\n---\n{raw}\n---\ncheck: {verdict:?}\nsummary ({:?}, {:?}):\n{}",
+            t.elapsed(),
+            summary.method,
+            summary.fallback_reason,
+            summary.text
+        );
+        assert!(summary.text.chars().count() <= cfg.max_chars);
+        assert!(
+            summary.text.ends_with("10 posts in the last hour (5 positive, 5 negative), +150% against the hour before; sentiment index -0.05 (-0.35)."),
+            "{}",
+            summary.text
+        );
+        assert_eq!(
+            summary.prompt_version,
+            starling::summary::prompt::PROMPT_VERSION
+        );
+        assert_eq!(summary.post_ids.len(), 10);
+        match summary.method {
+            Method::Llm => {
+                assert_eq!(summary.model.as_deref(), Some(engine.model()));
+                assert!(summary.fallback_reason.is_none());
+                assert!(summary.text.starts_with(clean(&raw).as_str()));
+            }
+            Method::Extractive => {
+                // Only a refused output falls back, and it says why.
+                let reason = summary.fallback_reason.as_deref().unwrap_or_default();
+                assert!(reason.starts_with("check: "), "{reason}");
+                assert!(summary.model.is_none());
+                assert!(summary.text.contains("Praise: “"), "{}", summary.text);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn refuses_a_file_that_is_not_a_model() {
         let dir = tempfile::tempdir().expect("tempdir");

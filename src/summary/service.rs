@@ -14,7 +14,7 @@ use super::{extractive, Generator};
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
 use crate::archive::{ArchiveError, PostArchive, TimeRange};
 use crate::config::SummariesConfig;
-use crate::domain::EntityRef;
+use crate::domain::{EnrichedPost, EntityRef};
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics;
 use std::sync::Arc;
@@ -79,6 +79,21 @@ pub fn align(from_ms: i64, to_ms: i64) -> (i64, i64) {
 pub fn ending_at(span_ms: i64, to_ms: i64) -> (i64, i64) {
     let to = minute_up(to_ms);
     (to - span_ms.div_euclid(MINUTE_MS).max(1) * MINUTE_MS, to)
+}
+
+/// A window and its numbers, before its posts are picked.
+#[derive(Debug, Clone)]
+pub struct Window<'a> {
+    /// The entity.
+    pub entity: &'a EntityRef,
+    /// Start (ms, whole minute).
+    pub from_ms: i64,
+    /// End (ms, exclusive, whole minute).
+    pub to_ms: i64,
+    /// Its numbers.
+    pub numbers: WindowNumbers,
+    /// Against the window before.
+    pub change: Change,
 }
 
 /// Everything a summary is written from.
@@ -147,14 +162,41 @@ impl Prepared {
             CANDIDATE_POSTS,
         )?;
         let posts: Vec<_> = posts.into_iter().map(|h| h.post).collect();
-        let reps = prompt::select(&posts, cfg.max_posts, cfg.prompt_tokens, kol_followers);
+        let window = Window {
+            entity,
+            from_ms,
+            to_ms,
+            numbers,
+            change,
+        };
+        let mut p = Prepared::from_posts(window, &posts, cfg, kol_followers)?;
+        p.started = started;
+        Ok(p)
+    }
+
+    /// Prepares a summary of `window` from its posts (any order): the
+    /// representatives and the prompt.
+    pub fn from_posts(
+        window: Window<'_>,
+        posts: &[EnrichedPost],
+        cfg: &SummariesConfig,
+        kol_followers: u64,
+    ) -> Result<Prepared, SummaryError> {
+        let Window {
+            entity,
+            from_ms,
+            to_ms,
+            numbers,
+            change,
+        } = window;
+        let reps = prompt::select(posts, cfg.max_posts, cfg.prompt_tokens, kol_followers);
         if reps.is_empty() {
             return Err(SummaryError::NoPosts {
                 kind: entity.kind.as_str().into(),
                 id: entity.id.clone(),
             });
         }
-        let window_s = (span / 1_000) as u64;
+        let window_s = ((to_ms - from_ms) / 1_000) as u64;
         let prompt = prompt::build(entity, window_s, &numbers, &change, &reps);
         Ok(Prepared {
             entity: entity.clone(),
@@ -165,7 +207,7 @@ impl Prepared {
             reps,
             prompt,
             max_chars: cfg.max_chars,
-            started,
+            started: Instant::now(),
         })
     }
 
