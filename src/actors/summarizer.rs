@@ -32,7 +32,7 @@ use crate::store::summaries::SummaryStore;
 use crate::store::Store;
 use crate::summary::model::Summary;
 use crate::summary::service::{self, Sources, SummaryError};
-use crate::summary::{load_generator, Generator};
+use crate::summary::{load_generator, GenerateError, Generator};
 use crate::telemetry::metrics;
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
@@ -206,6 +206,12 @@ impl Summarizer {
                             w.backoff = Duration::from_secs(act.deps.cfg.load_backoff_s);
                         }
                         Ok(None) => w.engine = Engine::None,
+                        Err(e @ GenerateError::NotBuilt) => {
+                            // Retrying cannot help: the binary lacks the feature.
+                            metrics::SUMMARY_MODEL_LOAD_FAILURES.inc();
+                            tracing::error!(worker = i, error = %e, "summaries stay extractive");
+                            w.engine = Engine::Failed(e.to_string());
+                        }
                         Err(e) => {
                             metrics::SUMMARY_MODEL_LOAD_FAILURES.inc();
                             let wait = w.backoff;
