@@ -3,6 +3,8 @@
 //! all-MiniLM-L6-v2 weights through candle. Tests that need the weights say
 //! loudly that they are skipped when `models/cache/all-minilm-l6-v2` is absent.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -40,10 +42,10 @@ mod real_weights {
         if dir.join("model.safetensors").is_file() {
             Some(dir)
         } else {
-            eprintln!(
-                "\n*** SKIPPED: {} is absent; run models/fetch-minilm.sh to test the real encoder weights ***\n",
+            crate::common::skip(&format!(
+                "{} is absent; run models/fetch-minilm.sh to test the real encoder weights",
                 dir.display()
-            );
+            ));
             None
         }
     }

@@ -10,6 +10,8 @@
 //!
 //! Without the feature or the file every test says SKIP on stderr and passes.
 
+mod common;
+
 use std::path::PathBuf;
 
 /// The model file: `STARLING_TEST_LLM_MODEL`, else what fetch-smollm2.sh writes.
@@ -54,10 +56,10 @@ fn sol_prompt() -> String {
 fn gguf_header_of_the_model() {
     let path = model_path();
     if !path.is_file() {
-        eprintln!(
-            "\n*** gguf_header_of_the_model SKIPPED: no model at {}; run models/fetch-smollm2.sh ***\n",
+        common::skip(&format!(
+            "gguf_header_of_the_model: no model at {}; run models/fetch-smollm2.sh",
             path.display()
-        );
+        ));
         return;
     }
     let t = std::time::Instant::now();
@@ -71,10 +73,9 @@ fn gguf_header_of_the_model() {
 #[cfg(not(feature = "llm"))]
 #[test]
 fn llm_engine() {
-    eprintln!(
-        "\n*** summarizer_llm SKIPPED: built without the `llm` feature. Run \
-         models/fetch-smollm2.sh, then \
-         cargo test --release --features llm --test summarizer_llm ***\n"
+    common::skip(
+        "summarizer_llm: built without the `llm` feature. Run models/fetch-smollm2.sh, \
+         then cargo test --release --features llm --test summarizer_llm",
     );
     let _ = (model_path(), sol_prompt());
 }
@@ -96,11 +97,11 @@ mod with_llm {
     pub async fn engine() -> Option<LlmEngine> {
         let path = model_path();
         if !path.is_file() {
-            eprintln!(
-                "\n*** summarizer_llm SKIPPED: no model at {}. Run models/fetch-smollm2.sh \
-                 or set STARLING_TEST_LLM_MODEL to a GGUF chat model ***\n",
+            super::common::skip(&format!(
+                "summarizer_llm: no model at {}. Run models/fetch-smollm2.sh \
+                 or set STARLING_TEST_LLM_MODEL to a GGUF chat model",
                 path.display()
-            );
+            ));
             return None;
         }
         let cfg = SummariesConfig {

@@ -112,6 +112,14 @@ impl Drop for Starling {
     }
 }
 
+/// Says loudly that a test is skipped and why: written straight to the
+/// process's stderr, so `cargo test` shows it even when the test passes
+/// (`eprintln!` output of a passing test is captured and hidden).
+pub fn skip(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "\n*** SKIPPED: {why} ***\n");
+}
+
 /// An HTTP client with a 30 s timeout.
 pub fn client() -> awc::Client {
     awc::Client::builder()
