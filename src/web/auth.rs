@@ -1,6 +1,7 @@
 //! API keys, scopes and rate limits.
 //!
-//! Every request except `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` needs a scope:
+//! Every request except `/healthz`, `/readyz`, `/metrics`, `/api/openapi.json`
+//! and the dashboard's page and assets (`/`, `/assets/…`: no data) needs a scope:
 //! `ingest` for `POST /api/ingest`, `admin` for `/api/admin/…` and
 //! `/api/webhooks…`, `alerts` for changes under `/api/alerts…` (acknowledge,
 //! resolve, rules), `read` for everything else (lookups, reading alerts and
@@ -252,7 +253,8 @@ pub fn required_scope(method: &actix_web::http::Method, path: &str) -> Option<Sc
         {
             Some(Scope::Alerts)
         }
-        "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" => None,
+        "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/" => None,
+        p if p.starts_with("/assets/") => None,
         "/api/ingest" => Some(Scope::Ingest),
         p if p == "/api/admin" || p.starts_with("/api/admin/") => Some(Scope::Admin),
         p if p == "/api/webhooks" || p.starts_with("/api/webhooks/") => Some(Scope::Admin),

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod openapi;

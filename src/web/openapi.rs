@@ -21,6 +21,8 @@ use utoipa::{Modify, OpenApi};
         document,
         super::ingest::ingest,
         super::ws::connect,
+        super::dashboard::index,
+        super::dashboard::assets,
         super::routes::overall,
         super::routes::dimension,
         super::routes::list_entities,
@@ -56,6 +58,7 @@ use utoipa::{Modify, OpenApi};
     security(("bearer" = [])),
     tags(
         (name = "health", description = "Liveness, readiness, Prometheus"),
+        (name = "dashboard", description = "The live dashboard page and its assets (no key needed)"),
         (name = "metrics", description = "Overall and per-dimension metrics"),
         (name = "entities", description = "Entity listings, lookups and time series"),
         (name = "posts", description = "Archived posts: recent, top, authors, full-text search"),

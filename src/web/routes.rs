@@ -87,6 +87,12 @@ fn table(mounted: &Mounted) -> Vec<(Method, &'static str, actix_web::Route)> {
         return t;
     }
     t.extend([
+        (Method::GET, "/", web::to(super::dashboard::index)),
+        (
+            Method::GET,
+            "/assets/{name}",
+            web::to(super::dashboard::assets),
+        ),
         (Method::GET, "/ws", web::to(super::ws::connect)),
         (Method::GET, "/api/metrics/overall", web::to(overall)),
         (Method::GET, "/api/metrics/{dimension}", web::to(dimension)),
