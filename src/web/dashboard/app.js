@@ -176,7 +176,7 @@ $("#feed-filters").addEventListener("submit", (e) => {
 });
 function postItem(p) {
   const s = p.scores?.sentiment;
-  return el("li", { onclick: () => showPost(p) },
+  return el("li", { "data-id": p.post.id, onclick: () => showPost(p) },
     el("div", {}, p.post.text),
     el("div", { class: "meta" },
       el("span", { class: tone(s?.score) }, `${s?.label ?? "?"} ${toneText(s?.score)}`),
