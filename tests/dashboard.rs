@@ -60,8 +60,9 @@ async fn the_page_and_its_assets_are_served_without_a_key() {
 /// Headless Chromium against a running Starling with the synthetic stream:
 /// every war-room panel shows numbers from the API, the trend and the feed
 /// move with the WebSocket, clicking an entity opens its page, an alert is
-/// acknowledged from the page (and the API says so), and a dropped
-/// WebSocket reconnects. Screenshots go to `target/tmp/dashboard-e2e/`.
+/// acknowledged from the page (and the API says so), a dropped WebSocket
+/// reconnects, and a phone-width window gets one column with nothing
+/// wider than the screen. Screenshots go to `target/tmp/dashboard-e2e/`.
 #[actix_rt::test]
 async fn the_dashboard_works_in_a_real_browser() {
     let Some(mut b) = common::cdp::Browser::launch().await else {
@@ -181,5 +182,20 @@ async fn the_dashboard_works_in_a_real_browser() {
     .await;
     let top = b.wait_for(first, 20).await;
     b.wait_for(&format!("{first} !== {top}"), 20).await;
+
+    // A phone-width window: one column, nothing wider than the screen.
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
+    b.eval("document.querySelector('nav button[data-tab=warroom]').click()")
+        .await;
+    b.wait_for(
+        "document.documentElement.scrollWidth <= window.innerWidth + 1 && document.querySelector('#panel-gauge').getBoundingClientRect().width > 300",
+        10,
+    )
+    .await;
+    b.screenshot(&shots.join("phone.png")).await;
     s.stop();
 }
