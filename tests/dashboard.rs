@@ -118,6 +118,14 @@ async fn the_dashboard_works_in_a_real_browser() {
         20,
     )
     .await;
+    // Sorting by a column heading ranks by it.
+    b.eval("document.querySelector('#entity-table th[data-sort=sentiment]').click()")
+        .await;
+    b.wait_for(
+        "(() => { const v = [...document.querySelectorAll('#entity-table tbody tr td:nth-child(3)')].map(td => parseFloat(td.textContent.replace(/[^0-9.+-]/g, ''))).filter(x => !Number.isNaN(x)); return v.length > 1 && v.every((x, i) => i === 0 || v[i - 1] >= x); })()",
+        20,
+    )
+    .await;
     let id = b
         .eval("document.querySelector('#entity-table tbody tr td').textContent")
         .await;

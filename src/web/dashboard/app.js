@@ -254,6 +254,13 @@ async function loadEntities() {
   } catch (e) { console.warn("entities", e); }
 }
 $("#entity-controls").addEventListener("submit", (e) => { e.preventDefault(); loadEntities(); });
+// Clicking a column heading sorts by it (the server ranks: the same as the sort menu).
+for (const th of document.querySelectorAll("#entity-table th[data-sort]")) {
+  th.addEventListener("click", () => {
+    $("#entity-controls").elements.sort.value = th.dataset.sort;
+    loadEntities();
+  });
+}
 
 async function openEntity(kind, id) {
   const page = $("#entity-page");
