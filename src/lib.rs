@@ -15,6 +15,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod limit;
 pub mod nlp;
 pub mod store;
 pub mod summary;

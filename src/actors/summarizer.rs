@@ -18,7 +18,7 @@
 //!   timeouts and refused outputs fall back to extractive per summary.
 //!   Nothing here panics the process.
 //!
-//! Owns: the queue, the engines and the budget. Mailbox: bounded
+//! Owns: the queue, the engines and the budget (a [`RateLimiter`] bucket). Mailbox: bounded
 //! ([`MAILBOX`]); the queue holds at most `summaries.queue` requests, a full
 //! queue drops scheduled requests (counted) and refuses on-demand ones.
 //! Restart policy: permanent (in-flight generations are aborted on stop).
@@ -28,6 +28,7 @@ use super::supervisor::{LifeGuard, Slot};
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
 use crate::config::SummariesConfig;
 use crate::domain::{EntityKind, EntityRef};
+use crate::limit::RateLimiter;
 use crate::store::summaries::SummaryStore;
 use crate::store::Store;
 use crate::summary::model::Summary;
@@ -37,7 +38,7 @@ use crate::telemetry::metrics;
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Mailbox capacity.
@@ -144,9 +145,8 @@ pub struct Summarizer {
     queue: VecDeque<Job>,
     running: HashMap<EntityRef, Running>,
     workers: Vec<Worker>,
-    /// Budget tokens (summaries that may start now) and when it was refilled.
-    tokens: f64,
-    refilled: Instant,
+    /// The budget: `max_per_minute` summaries started a minute.
+    budget: RateLimiter,
     /// A pump is scheduled for when the budget refills.
     pump_scheduled: bool,
     next_run: u64,
@@ -169,8 +169,10 @@ impl Summarizer {
             })
             .collect();
         Summarizer {
-            tokens: f64::from(deps.cfg.max_per_minute),
-            refilled: Instant::now(),
+            budget: RateLimiter::new(
+                f64::from(deps.cfg.max_per_minute) / 60.0,
+                f64::from(deps.cfg.max_per_minute),
+            ),
             deps,
             queue: VecDeque::new(),
             running: HashMap::new(),
@@ -256,21 +258,6 @@ impl Summarizer {
         Ok(())
     }
 
-    /// Takes a budget token if one is left.
-    fn take_token(&mut self) -> bool {
-        let per_s = f64::from(self.deps.cfg.max_per_minute) / 60.0;
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * per_s)
-            .min(f64::from(self.deps.cfg.max_per_minute));
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
     /// Starts queued requests on free workers while the budget allows.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while !self.queue.is_empty() {
@@ -285,12 +272,10 @@ impl Summarizer {
             else {
                 break;
             };
-            if !self.take_token() {
+            if let Err(wait_s) = self.budget.take("") {
                 if !self.pump_scheduled {
                     self.pump_scheduled = true;
-                    let per_s = f64::from(self.deps.cfg.max_per_minute) / 60.0;
-                    let wait = Duration::from_secs_f64(((1.0 - self.tokens) / per_s).max(0.01));
-                    ctx.run_later(wait, |act, ctx| {
+                    ctx.run_later(Duration::from_secs(wait_s), |act, ctx| {
                         act.pump_scheduled = false;
                         act.pump(ctx);
                     });

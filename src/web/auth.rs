@@ -20,16 +20,16 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::config::{ApiKeyConfig, Config, Scope};
+use crate::limit::RateLimiter;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _, HttpResponse};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// The hex SHA-256 of a key's secret: what is stored.
 pub fn hash_key(secret: &str) -> String {
@@ -64,54 +64,6 @@ impl StoredKey {
         self.scopes
             .iter()
             .any(|s| *s == scope || *s == Scope::Admin)
-    }
-}
-
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-/// Token buckets by caller: `rate_per_s` tokens a second, at most `burst`
-/// saved up.
-pub struct RateLimiter {
-    rate_per_s: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-impl RateLimiter {
-    /// Buckets refilled at `rate_per_s` up to `burst`.
-    pub fn new(rate_per_s: f64, burst: f64) -> Self {
-        RateLimiter {
-            rate_per_s,
-            burst,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Whether it limits at all (a zero rate does not).
-    pub fn limits(&self) -> bool {
-        self.rate_per_s > 0.0
-    }
-
-    /// Takes one token for `who`; `Err(seconds)` until the next one.
-    pub fn take(&self, who: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock();
-        let b = buckets.entry(who.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            last: now,
-        });
-        let elapsed = now.duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.rate_per_s).min(self.burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - b.tokens) / self.rate_per_s).ceil().max(1.0) as u64)
-        }
     }
 }
 

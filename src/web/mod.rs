@@ -65,7 +65,7 @@ pub struct AppState {
     /// The summarizer (on-demand summaries).
     pub summarizer: Slot<Summarizer>,
     /// The on-demand summary limit per caller (`summaries.requests_per_minute`).
-    pub summary_requests: auth::RateLimiter,
+    pub summary_requests: crate::limit::RateLimiter,
     next_session: AtomicU64,
 }
 
@@ -82,7 +82,7 @@ impl AppState {
     ) -> Self {
         let auth = auth::Auth::new(&config, store.is_some());
         let per_minute = f64::from(config.summaries.requests_per_minute);
-        let summary_requests = auth::RateLimiter::new(per_minute / 60.0, per_minute);
+        let summary_requests = crate::limit::RateLimiter::new(per_minute / 60.0, per_minute);
         AppState {
             auth,
             ws_connections: ws::Connections::default(),
