@@ -156,12 +156,16 @@ impl Hub {
 
     fn tick(&mut self) {
         let windows = std::mem::take(&mut self.pending).into_values().collect();
-        let event = Arc::new(HubEvent::Metrics {
+        self.push_all(HubEvent::Metrics {
             at_ms: chrono::Utc::now().timestamp_millis(),
             windows,
         });
+    }
+
+    /// Sends `event` to every session.
+    fn push_all(&mut self, event: HubEvent) {
         let all: Vec<u64> = self.sessions.keys().copied().collect();
-        self.push(&all, &event);
+        self.push(&all, &Arc::new(event));
     }
 
     fn push(&mut self, to: &[u64], event: &Arc<HubEvent>) {
@@ -266,8 +270,7 @@ impl Handler<NewAlert> for Hub {
     type Result = ();
 
     fn handle(&mut self, NewAlert(event): NewAlert, _: &mut Context<Self>) {
-        let all: Vec<u64> = self.sessions.keys().copied().collect();
-        self.push(&all, &Arc::new(HubEvent::Alert(event)));
+        self.push_all(HubEvent::Alert(event));
     }
 }
 
@@ -275,8 +278,7 @@ impl Handler<NewSummary> for Hub {
     type Result = ();
 
     fn handle(&mut self, NewSummary(summary): NewSummary, _: &mut Context<Self>) {
-        let all: Vec<u64> = self.sessions.keys().copied().collect();
-        self.push(&all, &Arc::new(HubEvent::Summary(summary)));
+        self.push_all(HubEvent::Summary(summary));
     }
 }
 
