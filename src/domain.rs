@@ -373,6 +373,64 @@ impl Post {
     }
 }
 
+/// Posts for unit tests, built in one place.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// `created_at` of a fixture post: 2023-11-14T22:13:20Z.
+    pub(crate) const AT_MS: i64 = 1_700_000_000_000;
+
+    /// A scored post: on twitter, in English, by `author` (0 followers) at
+    /// [`AT_MS`], no engagement, neutral, attributed to nothing; tests set
+    /// what they are about.
+    pub(crate) fn post(id: &str, text: &str) -> EnrichedPost {
+        EnrichedPost {
+            post: Post {
+                id: id.into(),
+                platform: "twitter".into(),
+                channel: None,
+                author: Author {
+                    id: "author".into(),
+                    handle: "author".into(),
+                    followers: 0,
+                    verified: false,
+                },
+                text: text.into(),
+                lang: Some("en".into()),
+                created_at: DateTime::from_timestamp_millis(AT_MS).unwrap_or_default(),
+                engagement: Engagement::default(),
+                geo: None,
+                product: None,
+                reply_to: None,
+                repost_of: None,
+            },
+            scores: Scores {
+                sentiment: Sentiment {
+                    label: SentimentLabel::Neutral,
+                    score: 0.0,
+                    probs: None,
+                },
+                emotion: None,
+                toxicity: None,
+                churn_risk: None,
+                model: "test".into(),
+            },
+            entities: Vec::new(),
+        }
+    }
+
+    /// An author with `followers`.
+    pub(crate) fn author(id: &str, handle: &str, followers: u64) -> Author {
+        Author {
+            id: id.into(),
+            handle: handle.into(),
+            followers,
+            verified: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

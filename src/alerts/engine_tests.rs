@@ -1,7 +1,7 @@
 //! Unit tests of the alert engine on hand-made series.
 
 use super::*;
-use crate::domain::{Author, Engagement, Post, Scores, Sentiment};
+use crate::domain::Sentiment;
 use chrono::{TimeZone, Utc};
 
 const T0: i64 = 1_700_000_000_000;
@@ -55,39 +55,19 @@ fn post(p: P) -> EnrichedPost {
     } else {
         SentimentLabel::Neutral
     };
-    EnrichedPost {
-        post: Post {
-            id: p.id,
-            platform: "twitter".into(),
-            channel: None,
-            author: Author {
-                id: p.author.clone(),
-                handle: p.author,
-                followers: p.followers,
-                verified: false,
-            },
-            text: "text".into(),
-            lang: None,
-            created_at: Utc.timestamp_millis_opt(p.at_ms).single().expect("time"),
-            engagement: Engagement::default(),
-            geo: None,
-            product: None,
-            reply_to: None,
-            repost_of: None,
-        },
-        scores: Scores {
-            sentiment: Sentiment {
-                label,
-                score: p.sentiment,
-                probs: None,
-            },
-            emotion: None,
-            toxicity: Some(p.toxicity),
-            churn_risk: Some(p.churn),
-            model: "test".into(),
-        },
-        entities: p.entities,
-    }
+    let mut e = crate::domain::fixtures::post(&p.id, "text");
+    e.post.author = crate::domain::fixtures::author(&p.author, &p.author, p.followers);
+    e.post.lang = None;
+    e.post.created_at = Utc.timestamp_millis_opt(p.at_ms).single().expect("time");
+    e.scores.sentiment = Sentiment {
+        label,
+        score: p.sentiment,
+        probs: None,
+    };
+    e.scores.toxicity = Some(p.toxicity);
+    e.scores.churn_risk = Some(p.churn);
+    e.entities = p.entities;
+    e
 }
 
 fn sol() -> EntityRef {

@@ -660,7 +660,7 @@ impl PostArchive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Author, Engagement, EntityKind, Post, Scores, Sentiment};
+    use crate::domain::{EntityKind, Sentiment};
     use chrono::DateTime;
 
     const T0: i64 = 1_795_000_000_000;
@@ -681,41 +681,12 @@ mod tests {
         text: &str,
         entities: &[EntityRef],
     ) -> EnrichedPost {
-        let mut all = entities.to_vec();
-        all.push(EntityRef::macro_all());
-        EnrichedPost {
-            post: Post {
-                id: id.into(),
-                platform: "twitter".into(),
-                channel: None,
-                author: Author {
-                    id: author.into(),
-                    handle: format!("{author}_handle"),
-                    followers: 100,
-                    verified: false,
-                },
-                text: text.into(),
-                lang: Some("en".into()),
-                created_at: DateTime::from_timestamp_millis(T0 + dt_ms).expect("time"),
-                engagement: Engagement::default(),
-                geo: None,
-                product: None,
-                reply_to: None,
-                repost_of: None,
-            },
-            scores: Scores {
-                sentiment: Sentiment {
-                    label: SentimentLabel::Neutral,
-                    score: 0.0,
-                    probs: None,
-                },
-                emotion: None,
-                toxicity: None,
-                churn_risk: None,
-                model: "test".into(),
-            },
-            entities: all,
-        }
+        let mut p = crate::domain::fixtures::post(id, text);
+        p.post.author = crate::domain::fixtures::author(author, &format!("{author}_handle"), 100);
+        p.post.created_at = DateTime::from_timestamp_millis(T0 + dt_ms).expect("time");
+        p.entities = entities.to_vec();
+        p.entities.push(EntityRef::macro_all());
+        p
     }
 
     fn with_likes(mut p: EnrichedPost, likes: u64) -> EnrichedPost {

@@ -259,8 +259,7 @@ pub fn build(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::domain::{Author, Engagement, Post, Scores, Sentiment};
-    use chrono::{TimeZone, Utc};
+    use crate::domain::Sentiment;
 
     /// A scored post for hand-made windows.
     pub(crate) fn post(
@@ -271,48 +270,20 @@ pub(crate) mod tests {
         label: SentimentLabel,
         followers: u64,
     ) -> EnrichedPost {
-        let score = match label {
-            SentimentLabel::Positive => 0.7,
-            SentimentLabel::Negative => -0.7,
-            SentimentLabel::Neutral => 0.0,
+        let mut p = crate::domain::fixtures::post(id, text);
+        p.post.author = crate::domain::fixtures::author(&format!("u-{handle}"), handle, followers);
+        p.post.engagement.likes = likes;
+        p.scores.sentiment = Sentiment {
+            label,
+            score: match label {
+                SentimentLabel::Positive => 0.7,
+                SentimentLabel::Negative => -0.7,
+                SentimentLabel::Neutral => 0.0,
+            },
+            probs: None,
         };
-        EnrichedPost {
-            post: Post {
-                id: id.into(),
-                platform: "twitter".into(),
-                channel: None,
-                author: Author {
-                    id: format!("u-{handle}"),
-                    handle: handle.into(),
-                    followers,
-                    verified: false,
-                },
-                text: text.into(),
-                lang: Some("en".into()),
-                created_at: Utc.timestamp_opt(1_700_000_000, 0).single().expect("time"),
-                engagement: Engagement {
-                    likes,
-                    reposts: 0,
-                    replies: 0,
-                },
-                geo: None,
-                product: None,
-                reply_to: None,
-                repost_of: None,
-            },
-            scores: Scores {
-                sentiment: Sentiment {
-                    label,
-                    score,
-                    probs: None,
-                },
-                emotion: None,
-                toxicity: None,
-                churn_risk: None,
-                model: "test".into(),
-            },
-            entities: vec![EntityRef::new(EntityKind::Project, "SOL")],
-        }
+        p.entities = vec![EntityRef::new(EntityKind::Project, "SOL")];
+        p
     }
 
     use SentimentLabel::{Negative, Neutral, Positive};

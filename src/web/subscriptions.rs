@@ -299,26 +299,12 @@ mod tests {
     }
 
     fn post(platform: &str, label: SentimentLabel, entities: Vec<EntityRef>) -> EnrichedPost {
-        let mut p: crate::domain::Post = serde_json::from_str(
-            r#"{"id": "p1", "platform": "x", "text": "t", "author": {"id": "u", "handle": "u"}, "created_at": "2026-11-21T12:00:00Z"}"#,
-        )
-        .expect("post");
-        p.platform = platform.into();
-        EnrichedPost {
-            post: p,
-            scores: crate::domain::Scores {
-                sentiment: crate::domain::Sentiment {
-                    label,
-                    score: 0.0,
-                    probs: None,
-                },
-                emotion: None,
-                toxicity: None,
-                churn_risk: None,
-                model: "m".into(),
-            },
-            entities,
-        }
+        let mut p = crate::domain::fixtures::post("p1", "t");
+        p.post.platform = platform.into();
+        p.post.lang = None;
+        p.scores.sentiment.label = label;
+        p.entities = entities;
+        p
     }
 
     #[test]
