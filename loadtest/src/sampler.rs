@@ -131,8 +131,8 @@ pub struct Sampler {
 
 impl Sampler {
     /// Starts sampling; `server` is Starling's pid when the load test
-    /// started it, `cores` the machine's.
-    pub fn start(server: Option<u32>, cores: usize) -> Sampler {
+    /// started it, `cores` the machine's; times are seconds since `origin`.
+    pub fn start(server: Option<u32>, cores: usize, origin: Instant) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let phase = Arc::new(Mutex::new("start".to_string()));
         let samples = Arc::new(Mutex::new(Vec::new()));
@@ -141,9 +141,9 @@ impl Sampler {
             .name("sampler".into())
             .spawn(move || {
                 let ticks = clock_ticks();
-                let started = Instant::now();
+                let started = origin;
                 let mut prev = Prev::default();
-                let mut next = started;
+                let mut next = Instant::now();
                 while !s.load(Ordering::Relaxed) {
                     let now = Instant::now();
                     if now >= next {
@@ -173,6 +173,11 @@ impl Sampler {
         if let Ok(mut p) = self.phase.lock() {
             *p = phase.to_string();
         }
+    }
+
+    /// The samples so far.
+    pub fn snapshot(&self) -> Vec<Sample> {
+        self.samples.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// Stops and returns every sample.

@@ -1,7 +1,9 @@
 //! The cases. Each has a folder `loadtest/cases/<name>/` with its
 //! `case.toml` and `README.md`, and a module here with its `run`.
 
+pub mod ingest_max;
 pub mod rest_lookups;
+pub mod stream;
 pub mod ws_fanout;
 
 use std::time::{Duration, Instant};
