@@ -96,8 +96,12 @@ impl Subject {
 
 /// The shard (of `shards`) that owns an entity's windows.
 pub fn shard_of(entity: &crate::domain::EntityRef, shards: u16) -> u16 {
-    let h =
-        xxhash_rust::xxh3::xxh3_64_with_seed(entity.id.as_bytes(), u64::from(entity.kind.tag()));
+    shard_of_id(entity.kind, &entity.id, shards)
+}
+
+/// [`shard_of`] for an entity given by its parts.
+pub fn shard_of_id(kind: crate::domain::EntityKind, id: &str, shards: u16) -> u16 {
+    let h = xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), u64::from(kind.tag()));
     (h % u64::from(shards.max(1))) as u16
 }
 

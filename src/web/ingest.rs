@@ -11,7 +11,7 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::actors::connectors::publish_posts;
-use crate::domain::Post;
+use crate::domain::{Post, PostLimits};
 use crate::telemetry::metrics;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -88,6 +88,67 @@ fn items(body: &[u8], ndjson: bool) -> Result<Vec<Item>, ApiError> {
     Ok(out)
 }
 
+/// The posts of a batch body: valid ones and rejected items with reasons.
+#[derive(Debug)]
+pub struct Batch {
+    /// Valid posts, in the body's order.
+    pub valid: Vec<Post>,
+    /// Items that are not valid posts.
+    pub rejected: Vec<Rejected>,
+}
+
+/// Reads an ingest body (a JSON array, one object, or NDJSON when
+/// `ndjson`) into valid posts and rejected items; refuses an empty batch
+/// and one of more than `max_items` items.
+pub fn parse_batch(
+    body: &[u8],
+    ndjson: bool,
+    max_items: usize,
+    limits: &PostLimits,
+) -> Result<Batch, ApiError> {
+    let items = items(body, ndjson)?;
+    if items.is_empty() {
+        return Err(ApiError::BadRequest(
+            "empty_batch",
+            "the body holds no posts".into(),
+        ));
+    }
+    if items.len() > max_items {
+        return Err(ApiError::TooLarge(format!(
+            "the batch has {} items; at most {max_items} are accepted per request",
+            items.len()
+        )));
+    }
+    let mut rejected = Vec::new();
+    let mut valid: Vec<Post> = Vec::with_capacity(items.len());
+    for (index, item) in items {
+        let value = match item {
+            Ok(v) => v,
+            Err(error) => {
+                rejected.push(Rejected {
+                    index,
+                    id: None,
+                    error,
+                });
+                continue;
+            }
+        };
+        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
+        match serde_json::from_value::<Post>(value) {
+            Err(e) => rejected.push(Rejected {
+                index,
+                id,
+                error: format!("invalid post: {e}"),
+            }),
+            Ok(post) => match post.validate(limits) {
+                Err(error) => rejected.push(Rejected { index, id, error }),
+                Ok(()) => valid.push(post),
+            },
+        }
+    }
+    Ok(Batch { valid, rejected })
+}
+
 /// Reads the body, refusing more than `max` bytes.
 async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt as _;
@@ -128,48 +189,9 @@ pub async fn ingest(
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonlines"));
-    let items = items(&body, ndjson)?;
-    let max = state.config.http.max_batch_items;
-    if items.is_empty() {
-        return Err(ApiError::BadRequest(
-            "empty_batch",
-            "the body holds no posts".into(),
-        ));
-    }
-    if items.len() > max {
-        return Err(ApiError::TooLarge(format!(
-            "the batch has {} items; at most {max} are accepted per request",
-            items.len()
-        )));
-    }
     let limits = state.config.post_limits(chrono::Utc::now());
-    let mut rejected = Vec::new();
-    let mut valid: Vec<Post> = Vec::with_capacity(items.len());
-    for (index, item) in items {
-        let value = match item {
-            Ok(v) => v,
-            Err(error) => {
-                rejected.push(Rejected {
-                    index,
-                    id: None,
-                    error,
-                });
-                continue;
-            }
-        };
-        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
-        match serde_json::from_value::<Post>(value) {
-            Err(e) => rejected.push(Rejected {
-                index,
-                id,
-                error: format!("invalid post: {e}"),
-            }),
-            Ok(post) => match post.validate(&limits) {
-                Err(error) => rejected.push(Rejected { index, id, error }),
-                Ok(()) => valid.push(post),
-            },
-        }
-    }
+    let Batch { valid, rejected } =
+        parse_batch(&body, ndjson, state.config.http.max_batch_items, &limits)?;
     let duplicates = publish_posts(state.bus.as_ref(), &valid)
         .await
         .map_err(|e| ApiError::Unavailable(format!("pipeline not accepting posts: {e}")))?;

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod frames;
 pub mod ingest;
 pub mod openapi;
 pub mod posts;

@@ -305,21 +305,14 @@ impl Handler<Push> for WsSession {
             HubEvent::Metrics { at_ms, windows } => {
                 for (id, sub) in &self.subscriptions {
                     if let Some(kept) = sub.windows(windows) {
-                        frames.push(
-                            json!({"type": "metrics:update", "subscription": id, "at_ms": at_ms, "windows": kept})
-                                .to_string(),
-                        );
+                        frames.push(super::frames::metrics_update(*id, *at_ms, &kept));
                     }
                 }
             }
             HubEvent::Messages(posts) => {
                 for post in posts {
                     if let Some((id, _)) = self.subscriptions.iter().find(|(_, s)| s.wants(post)) {
-                        frames.push(
-                            json!({"type": "message:new", "subscription": id, "post": post.post,
-                                   "scores": post.scores, "entities": post.entities})
-                            .to_string(),
-                        );
+                        frames.push(super::frames::message_new(*id, post));
                     }
                 }
             }

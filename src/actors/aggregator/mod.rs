@@ -26,17 +26,18 @@ pub mod open;
 pub mod window;
 
 use self::open::{Admit, Closed, OpenWindows};
-use self::window::{id_hash, post_key, post_weight, Contribution, Resolution, WindowMetrics};
+use self::window::{id_hash, post_key, weight_of, Contribution, Resolution, WindowMetrics};
 use super::store_writer::{Apply, StoreWriter};
 use super::supervisor::{run_work, LifeGuard, Slot};
 use crate::bus::{
-    aggregate_durable, merge, pipeline_consumer, shard_of, Bus, BusError, Delivery, Subject,
+    aggregate_durable, merge, pipeline_consumer, shard_of_id, Bus, BusError, Delivery, Subject,
 };
 use crate::config::{AggregationConfig, BusConfig};
-use crate::domain::{EnrichedPost, EntityKind};
+use crate::domain::EntityKind;
 use crate::store::{Store, WindowBatch, WindowDelta};
 use crate::telemetry::metrics;
 use actix::prelude::*;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -152,6 +153,55 @@ struct Item {
     contribution: Contribution,
 }
 
+/// The parts of an enriched post's JSON an aggregator uses; the rest (the
+/// text, the other scores) is skipped without being decoded into owned
+/// values, which is most of the cost of reading a post.
+#[derive(serde::Deserialize)]
+struct AggregateView<'a> {
+    #[serde(borrow)]
+    post: PostView<'a>,
+    scores: ScoresView,
+    #[serde(borrow)]
+    entities: Vec<EntityView<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PostView<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    author: AuthorView<'a>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    engagement: crate::domain::Engagement,
+}
+
+#[derive(serde::Deserialize)]
+struct AuthorView<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(default)]
+    followers: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ScoresView {
+    sentiment: SentimentView,
+}
+
+#[derive(serde::Deserialize)]
+struct SentimentView {
+    label: crate::domain::SentimentLabel,
+    score: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct EntityView<'a> {
+    kind: EntityKind,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
 /// Reads the entities of `kind` that the copy on `subject` is for.
 fn read_item(
     kind: EntityKind,
@@ -163,12 +213,12 @@ fn read_item(
         Subject::EnrichedPosts { shard, .. } => shard,
         Subject::RawPosts => return Ok(None),
     };
-    let e: EnrichedPost = serde_json::from_slice(payload)?;
+    let e: AggregateView<'_> = serde_json::from_slice(payload)?;
     let entities: Vec<String> = e
         .entities
         .into_iter()
-        .filter(|r| r.kind == kind && shard_of(r, shards) == shard)
-        .map(|r| r.id)
+        .filter(|r| r.kind == kind && shard_of_id(r.kind, &r.id, shards) == shard)
+        .map(|r| r.id.into_owned())
         .collect();
     if entities.is_empty() {
         return Ok(None);
@@ -181,7 +231,7 @@ fn read_item(
             engagement: e.post.engagement.total(),
             label: e.scores.sentiment.label,
             score: e.scores.sentiment.score,
-            weight: post_weight(&e.post.engagement, &e.post.author),
+            weight: weight_of(&e.post.engagement, e.post.author.followers),
         },
         entities,
     }))
@@ -357,4 +407,57 @@ async fn merge_late(
         d.ack().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::aggregator::window::post_weight;
+    use crate::domain::{fixtures, EntityRef};
+
+    #[test]
+    fn an_item_is_read_from_the_parts_of_the_post_it_needs() {
+        let mut p = fixtures::post("p\"1", "a post with \"quotes\" and é");
+        p.post.author.followers = 12_345;
+        p.post.engagement.likes = 7;
+        p.scores.sentiment.score = -0.4;
+        p.entities = vec![
+            EntityRef {
+                kind: EntityKind::Project,
+                id: "BTC".into(),
+            },
+            EntityRef {
+                kind: EntityKind::Topic,
+                id: "de\\fi".into(),
+            },
+            EntityRef {
+                kind: EntityKind::Project,
+                id: "ETH".into(),
+            },
+        ];
+        let json = serde_json::to_vec(&p).expect("JSON");
+        let subject = Subject::EnrichedPosts {
+            shard: 0,
+            primary: true,
+        };
+        let item = read_item(EntityKind::Project, 1, subject, &json)
+            .expect("valid")
+            .expect("project entities");
+        assert_eq!(item.entities, ["BTC", "ETH"]);
+        assert_eq!(item.ts_ms, fixtures::AT_MS);
+        assert_eq!(item.post, post_key("p\"1", 0));
+        let c = &item.contribution;
+        assert_eq!(c.author_hash, id_hash(&p.post.author.id));
+        assert_eq!(c.engagement, 7);
+        assert_eq!((c.label, c.score), (p.scores.sentiment.label, -0.4));
+        assert_eq!(c.weight, post_weight(&p.post.engagement, &p.post.author));
+        let topic = read_item(EntityKind::Topic, 1, subject, &json)
+            .expect("valid")
+            .expect("topic");
+        assert_eq!(topic.entities, ["de\\fi"]);
+        assert!(read_item(EntityKind::Geo, 1, subject, &json)
+            .expect("valid")
+            .is_none());
+        assert!(read_item(EntityKind::Project, 1, subject, b"{\"post\": 1}").is_err());
+    }
 }

@@ -197,8 +197,13 @@ pub fn post_key(id: &str, shard: u16) -> u64 {
 /// post with 1,000 interactions from an author with 1M followers weighs about
 /// 8 · 2.4 ≈ 19, so one viral voice moves the index without owning it.
 pub fn post_weight(engagement: &Engagement, author: &Author) -> f64 {
+    weight_of(engagement, author.followers)
+}
+
+/// [`post_weight`] from the author's follower count.
+pub fn weight_of(engagement: &Engagement, followers: u64) -> f64 {
     let e = engagement.total() as f64;
-    let f = author.followers as f64;
+    let f = followers as f64;
     (1.0 + e.ln_1p()) * (1.0 + f.ln_1p() / 10.0)
 }
 
