@@ -317,6 +317,42 @@ async fn filters_route_copies_by_shard_and_primary(bus: Arc<dyn Bus>) {
     );
 }
 
+async fn fetch_one(c: &mut Box<dyn starling::bus::Consumer>) -> starling::bus::Delivery {
+    c.fetch(1, Duration::from_secs(2))
+        .await
+        .expect("fetch")
+        .pop()
+        .expect("one message")
+}
+
+/// Two durables decode the same message: each gets the payload's value.
+/// Returns whether the second got the very value the first decoded
+/// (shared decoding).
+async fn decoded_values_are_the_payloads(bus: Arc<dyn Bus>) -> bool {
+    let mut a = bus
+        .consumer(spec("dec-a", 5_000, 5))
+        .await
+        .expect("consumer");
+    let mut b = bus
+        .consumer(spec("dec-b", 5_000, 5))
+        .await
+        .expect("consumer");
+    publish_n(bus.as_ref(), 1, "decode-me-").await;
+    let text = |bytes: &[u8]| Ok::<_, std::str::Utf8Error>(std::str::from_utf8(bytes)?.to_string());
+    let da = fetch_one(&mut a).await;
+    let va = da.decoded(text).expect("utf-8");
+    assert_eq!(va.as_str(), "decode-me-0");
+    let db = fetch_one(&mut b).await;
+    let before = db.already_decoded::<String>();
+    let vb = db.decoded(text).expect("utf-8");
+    assert_eq!(vb.as_str(), "decode-me-0");
+    // A value of another type is not mistaken for it.
+    assert!(db.already_decoded::<Vec<u8>>().is_none());
+    da.ack().await.expect("ack");
+    db.ack().await.expect("ack");
+    before.is_some_and(|v| Arc::ptr_eq(&v, &va))
+}
+
 fn memory(max_msgs: usize) -> Arc<dyn Bus> {
     Arc::new(MemoryBus::new(&BusConfig {
         stream_max_msgs: max_msgs,
@@ -355,6 +391,11 @@ async fn memory_filters_and_merge() {
 }
 
 #[tokio::test]
+async fn memory_consumers_share_one_decoding() {
+    assert!(decoded_values_are_the_payloads(memory(1_000)).await);
+}
+
+#[tokio::test]
 async fn memory_back_pressure() {
     a_full_stream_makes_publishers_wait(memory(50), 50).await;
 }
@@ -377,6 +418,12 @@ async fn jetstream(server: &nats::NatsServer, max_msgs: usize) -> Arc<dyn Bus> {
 async fn jetstream_duplicate_ids_are_stored_once() {
     let server = nats::NatsServer::start();
     duplicate_ids_are_stored_once(jetstream(&server, 1_000).await).await;
+}
+
+#[tokio::test]
+async fn jetstream_deliveries_decode_on_their_own() {
+    let server = nats::NatsServer::start();
+    assert!(!decoded_values_are_the_payloads(jetstream(&server, 1_000).await).await);
 }
 
 #[tokio::test]

@@ -347,7 +347,7 @@ impl Default for IngestMax {
             connections: 4,
             batch_size: 1_000,
             load_threads: 1,
-            bus_rate: 1_000_000.0,
+            bus_rate: 50_000.0,
             warmup_s: 10.0,
             duration_s: 60.0,
             targets: IngestTargets::default(),

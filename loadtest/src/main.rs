@@ -254,6 +254,14 @@ fn write_chart(
                 points: of(&|s| s.server_rss_mib),
             },
             Line {
+                name: "Starling anon".into(),
+                points: of(&|s| s.server_rss_anon_mib),
+            },
+            Line {
+                name: "Starling file".into(),
+                points: of(&|s| s.server_rss_file_mib),
+            },
+            Line {
                 name: "load generator".into(),
                 points: of(&|s| Some(s.loadgen_rss_mib)),
             },

@@ -21,6 +21,12 @@ pub struct Sample {
     /// Starling's resident memory, MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_rss_mib: Option<f64>,
+    /// Of that, anonymous memory (heap, stacks): what a leak grows, MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_anon_mib: Option<f64>,
+    /// Of that, file pages mapped (memory-mapped indexes and tables), MiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_rss_file_mib: Option<f64>,
     /// Starling's threads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_threads: Option<u64>,
@@ -229,6 +235,12 @@ fn take(
         server_rss_mib: server_status
             .as_deref()
             .and_then(|s| parse_status_mib(s, "VmRSS")),
+        server_rss_anon_mib: server_status
+            .as_deref()
+            .and_then(|s| parse_status_mib(s, "RssAnon")),
+        server_rss_file_mib: server_status
+            .as_deref()
+            .and_then(|s| parse_status_mib(s, "RssFile")),
         server_threads: server_status.as_deref().and_then(parse_status_threads),
         loadgen_cpu_pct,
         loadgen_rss_mib: parse_status_mib(&self_status, "VmRSS").unwrap_or(0.0),
@@ -297,8 +309,10 @@ mod tests {
 
     #[test]
     fn status_lines_give_rss_and_threads() {
-        let status = "Name:\tstarling\nVmRSS:\t   204800 kB\nThreads:\t12\n";
+        let status = "Name:\tstarling\nVmRSS:\t   204800 kB\nRssAnon:\t  153600 kB\nRssFile:\t   51200 kB\nThreads:\t12\n";
         assert_eq!(parse_status_mib(status, "VmRSS"), Some(200.0));
+        assert_eq!(parse_status_mib(status, "RssAnon"), Some(150.0));
+        assert_eq!(parse_status_mib(status, "RssFile"), Some(50.0));
         assert_eq!(parse_status_threads(status), Some(12));
         assert_eq!(parse_status_mib(status, "VmHWM"), None);
     }
@@ -323,6 +337,8 @@ mod tests {
             phase: phase.into(),
             server_cpu_pct: Some(cpu),
             server_rss_mib: Some(rss),
+            server_rss_anon_mib: None,
+            server_rss_file_mib: None,
             server_threads: None,
             loadgen_cpu_pct: 10.0,
             loadgen_rss_mib: 5.0,

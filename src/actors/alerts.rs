@@ -22,7 +22,6 @@ use crate::alerts::engine::{Change, Engine, LifecycleError};
 use crate::alerts::model::{Alert, AlertEvent, AlertEventType};
 use crate::bus::{pipeline_consumer, Bus, BusError, ALERTS_DURABLE};
 use crate::config::{AlertsConfig, BusConfig};
-use crate::domain::EnrichedPost;
 use crate::store::alerts::AlertStore;
 use crate::store::StoreError;
 use crate::telemetry::metrics;
@@ -180,7 +179,7 @@ async fn run(
         let mut changes = Vec::new();
         let mut done = Vec::with_capacity(batch.len());
         for d in batch {
-            match serde_json::from_slice::<EnrichedPost>(&d.payload) {
+            match d.enriched() {
                 Ok(p) => changes.extend(engine.on_post(&p, now_ms())),
                 // The classifier wrote it: a payload that is not a post is
                 // dead-lettered with the reason, not retried.

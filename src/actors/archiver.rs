@@ -18,7 +18,6 @@ use super::supervisor::{run_work, LifeGuard};
 use crate::archive::{ArchiveError, PostArchive};
 use crate::bus::{archive_durable, merge, pipeline_consumer, Bus, BusError};
 use crate::config::BusConfig;
-use crate::domain::EnrichedPost;
 use crate::telemetry::metrics;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -112,7 +111,7 @@ async fn run(deps: ArchiverDeps) -> Result<(), ArchiverError> {
         while posts.len() < BATCH && first_at.is_none_or(|t| t.elapsed() < COMMIT_EVERY) {
             let batch = consumer.fetch(BATCH - posts.len(), FETCH_WAIT).await?;
             for d in batch {
-                match serde_json::from_slice::<EnrichedPost>(&d.payload) {
+                match d.enriched() {
                     Ok(p) => {
                         first_at.get_or_insert_with(tokio::time::Instant::now);
                         posts.push(p);

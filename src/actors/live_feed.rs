@@ -10,7 +10,6 @@ use super::hub::{Hub, NewMessages};
 use super::supervisor::{run_work, LifeGuard, Slot};
 use crate::bus::{pipeline_consumer, Bus, BusError, LIVE_FEED_DURABLE};
 use crate::config::BusConfig;
-use crate::domain::EnrichedPost;
 use crate::telemetry::metrics;
 use actix::prelude::*;
 use std::sync::Arc;
@@ -60,8 +59,8 @@ async fn run(bus: Arc<dyn Bus>, cfg: BusConfig, hub: Slot<Hub>) -> Result<(), Bu
         let batch = consumer.fetch(512, Duration::from_millis(500)).await?;
         let mut posts = Vec::with_capacity(batch.len());
         for d in batch {
-            if let Ok(p) = serde_json::from_slice::<EnrichedPost>(&d.payload) {
-                posts.push(Arc::new(p));
+            if let Ok(p) = d.enriched() {
+                posts.push(p);
             }
             d.ack().await?;
         }

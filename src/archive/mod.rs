@@ -322,13 +322,16 @@ impl PostArchive {
     /// last one wins when the slice repeats an id). Commits before returning:
     /// on `Ok` the posts are durable and visible to reads. On error nothing
     /// of this call is kept.
-    pub fn add(&self, posts: &[EnrichedPost]) -> Result<(), ArchiveError> {
+    pub fn add<P: std::borrow::Borrow<EnrichedPost>>(
+        &self,
+        posts: &[P],
+    ) -> Result<(), ArchiveError> {
         if posts.is_empty() {
             return Ok(());
         }
         let docs = posts
             .iter()
-            .map(|p| self.to_document(p))
+            .map(|p| self.to_document(p.borrow()))
             .collect::<Result<Vec<_>, _>>()?;
         let mut writer = self.writer.lock();
         let written = (|| -> tantivy::Result<()> {
@@ -763,7 +766,7 @@ mod tests {
                 .total,
             Some(1)
         );
-        archive.add(&[]).expect("empty add");
+        archive.add::<EnrichedPost>(&[]).expect("empty add");
     }
 
     #[test]

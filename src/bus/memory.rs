@@ -72,6 +72,7 @@ struct Stream {
 struct Stored {
     subject: Subject,
     payload: Bytes,
+    decoded: super::Decoded,
 }
 
 #[derive(Default)]
@@ -272,7 +273,14 @@ impl Bus for MemoryBus {
                 if st.msgs.len() < stream.max_msgs {
                     let seq = st.next_seq;
                     st.next_seq += 1;
-                    st.msgs.insert(seq, Stored { subject, payload });
+                    st.msgs.insert(
+                        seq,
+                        Stored {
+                            subject,
+                            payload,
+                            decoded: super::Decoded::default(),
+                        },
+                    );
                     st.dedupe.insert(msg_id.to_string(), seq);
                     st.dedupe_order.push_back((now, msg_id.to_string()));
                     st.published += 1;
@@ -421,8 +429,10 @@ impl MemoryConsumer {
                     .dead_letter(stream, &mut st, &self.durable, seq, reason);
                 continue;
             }
-            let Some((subject, payload)) =
-                st.msgs.get(&seq).map(|m| (m.subject, m.payload.clone()))
+            let Some((subject, payload, decoded)) = st
+                .msgs
+                .get(&seq)
+                .map(|m| (m.subject, m.payload.clone(), m.decoded.clone()))
             else {
                 continue;
             };
@@ -431,7 +441,10 @@ impl MemoryConsumer {
                 c.redelivered += 1;
             }
             crate::telemetry::metrics::BUS_REDELIVERED.inc();
-            out.push(self.delivery(subject, seq, delivered + 1, payload));
+            out.push(
+                self.delivery(subject, seq, delivered + 1, payload)
+                    .with_decoded(decoded),
+            );
         }
         // Then new messages, within max_ack_pending.
         let next_stream_seq = st.next_seq;
@@ -448,15 +461,18 @@ impl MemoryConsumer {
                 .msgs
                 .get(&next)
                 .filter(|m| spec.filter.matches(m.subject))
-                .map(|m| (m.subject, m.payload.clone()));
+                .map(|m| (m.subject, m.payload.clone(), m.decoded.clone()));
             if let Some(c) = st.consumers.get_mut(&self.durable) {
                 c.next_seq = next + 1;
                 if wanted.is_some() {
                     c.pending.insert(next, (now + spec.ack_wait, 1));
                 }
             }
-            if let Some((subject, payload)) = wanted {
-                out.push(self.delivery(subject, next, 1, payload));
+            if let Some((subject, payload, decoded)) = wanted {
+                out.push(
+                    self.delivery(subject, next, 1, payload)
+                        .with_decoded(decoded),
+                );
             }
         }
         let trimmed = Stream::trim(&mut st);

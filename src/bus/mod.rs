@@ -25,6 +25,8 @@ pub mod merge;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Subjects of the pipeline, named once here.
@@ -352,6 +354,14 @@ pub enum BusError {
     Broker(String),
 }
 
+/// A payload's decoded form, shared by every delivery of one stored
+/// message: the in-process bus keeps one per message, so the consumers of a
+/// stream (the live feed, alerts, the archive and one aggregator per entity
+/// kind all read every enriched post) decode it once between them instead
+/// of once each. Over NATS each delivery has its own.
+#[derive(Clone, Default)]
+pub struct Decoded(Arc<OnceLock<Arc<dyn Any + Send + Sync>>>);
+
 /// One delivered message; acknowledge it once its effect is durable.
 pub struct Delivery {
     /// Subject it was published on.
@@ -362,6 +372,7 @@ pub struct Delivery {
     pub seq: u64,
     /// How many times it has been delivered (1 on the first delivery).
     pub delivered: u32,
+    decoded: Decoded,
     acker: Box<dyn Acker>,
 }
 
@@ -389,8 +400,43 @@ impl Delivery {
             payload,
             seq,
             delivered,
+            decoded: Decoded::default(),
             acker,
         }
+    }
+
+    /// Shares `decoded` with the other deliveries of the same message.
+    pub fn with_decoded(mut self, decoded: Decoded) -> Self {
+        self.decoded = decoded;
+        self
+    }
+
+    /// The payload decoded by `decode`, or the value another delivery of the
+    /// same message already decoded as a `T`.
+    pub fn decoded<T, E>(&self, decode: impl FnOnce(&[u8]) -> Result<T, E>) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+    {
+        if let Some(hit) = self.already_decoded::<T>() {
+            return Ok(hit);
+        }
+        let value = Arc::new(decode(&self.payload)?);
+        // Another consumer may have set it meanwhile: same bytes, same value.
+        let _ = self
+            .decoded
+            .0
+            .set(Arc::clone(&value) as Arc<dyn Any + Send + Sync>);
+        Ok(value)
+    }
+
+    /// The value another delivery of the same message decoded as a `T`, if any.
+    pub fn already_decoded<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        Arc::clone(self.decoded.0.get()?).downcast::<T>().ok()
+    }
+
+    /// The payload as an enriched post (shared, see [`Decoded`]).
+    pub fn enriched(&self) -> Result<Arc<crate::domain::EnrichedPost>, serde_json::Error> {
+        self.decoded(|b| serde_json::from_slice(b))
     }
 
     /// The effect is durable: never deliver this message again.

@@ -562,11 +562,24 @@ fn trends(
         .filter(|s| s.t_s >= from_s && s.t_s <= to_s)
         .filter_map(|s| Some((s.t_s, s.server_rss_mib?)))
         .collect();
+    let anon: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s.t_s >= from_s && s.t_s <= to_s)
+        .filter_map(|s| Some((s.t_s, s.server_rss_anon_mib?)))
+        .collect();
     let half = (from_s + to_s) / 2.0;
     let rss_second_half: Vec<(f64, f64)> = rss.iter().copied().filter(|p| p.0 >= half).collect();
     let per_min = |v: Option<f64>| v.map(|s| s * 60.0);
     let rss_slope = per_min(slope(&rss));
     let rss_slope_half = per_min(slope(&rss_second_half));
+    let anon_slope = per_min(slope(&anon));
+    let anon_slope_half = per_min(slope(
+        &anon
+            .iter()
+            .copied()
+            .filter(|p| p.0 >= half)
+            .collect::<Vec<_>>(),
+    ));
     let p99s: Vec<(f64, f64)> = feed
         .buckets
         .iter()
@@ -584,6 +597,13 @@ fn trends(
         rss_first.map_or("–".into(), |v| format!("{v:.0}")),
         rss_last.map_or("–".into(), |v| format!("{v:.0}")),
         fmt(rss_slope_half, "MiB/min")
+    ));
+    md.push_str(&format!(
+        "| of which anonymous (heap) | {} | {} → {} MiB; second half {} |\n",
+        fmt(anon_slope, "MiB/min"),
+        anon.first().map_or("–".into(), |p| format!("{:.0}", p.1)),
+        anon.last().map_or("–".into(), |p| format!("{:.0}", p.1)),
+        fmt(anon_slope_half, "MiB/min")
     ));
     md.push_str(&format!(
         "| slowest consumer's lag | {} | mean {} messages |\n",
@@ -613,6 +633,7 @@ fn trends(
     let json = json!({
         "rss_mib_per_min": rss_slope, "rss_mib_per_min_second_half": rss_slope_half,
         "rss_first_mib": rss_first, "rss_last_mib": rss_last,
+        "rss_anon_mib_per_min": anon_slope, "rss_anon_mib_per_min_second_half": anon_slope_half,
         "lag_messages_per_min": lag_slope, "p99_ms_per_min": p99_slope,
         "p99_per_bucket": p99s, "bucket_s": TREND_BUCKET_S,
         "flat": {"rss": flat_rss, "lag": flat_lag, "p99": flat_p99},

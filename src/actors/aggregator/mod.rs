@@ -33,7 +33,7 @@ use crate::bus::{
     aggregate_durable, merge, pipeline_consumer, shard_of_id, Bus, BusError, Delivery, Subject,
 };
 use crate::config::{AggregationConfig, BusConfig};
-use crate::domain::EntityKind;
+use crate::domain::{EnrichedPost, EntityKind};
 use crate::store::{Store, WindowBatch, WindowDelta};
 use crate::telemetry::metrics;
 use actix::prelude::*;
@@ -202,6 +202,55 @@ struct EntityView<'a> {
     id: Cow<'a, str>,
 }
 
+impl<'a> From<&'a EnrichedPost> for AggregateView<'a> {
+    fn from(p: &'a EnrichedPost) -> Self {
+        AggregateView {
+            post: PostView {
+                id: Cow::Borrowed(&p.post.id),
+                author: AuthorView {
+                    id: Cow::Borrowed(&p.post.author.id),
+                    followers: p.post.author.followers,
+                },
+                created_at: p.post.created_at,
+                engagement: p.post.engagement,
+            },
+            scores: ScoresView {
+                sentiment: SentimentView {
+                    label: p.scores.sentiment.label,
+                    score: p.scores.sentiment.score,
+                },
+            },
+            entities: p
+                .entities
+                .iter()
+                .map(|e| EntityView {
+                    kind: e.kind,
+                    id: Cow::Borrowed(&e.id),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reads the entities of `kind` that the delivery is for: from the post
+/// another consumer already decoded (in-process bus), else from the
+/// payload's bytes (only the parts an aggregator uses).
+fn read_delivery(
+    kind: EntityKind,
+    shards: u16,
+    d: &Delivery,
+) -> Result<Option<Item>, serde_json::Error> {
+    match d.already_decoded::<EnrichedPost>() {
+        Some(p) => Ok(item_of(
+            kind,
+            shards,
+            d.subject,
+            AggregateView::from(p.as_ref()),
+        )),
+        None => read_item(kind, shards, d.subject, &d.payload),
+    }
+}
+
 /// Reads the entities of `kind` that the copy on `subject` is for.
 fn read_item(
     kind: EntityKind,
@@ -209,11 +258,17 @@ fn read_item(
     subject: Subject,
     payload: &[u8],
 ) -> Result<Option<Item>, serde_json::Error> {
+    let view: AggregateView<'_> = serde_json::from_slice(payload)?;
+    Ok(item_of(kind, shards, subject, view))
+}
+
+/// The item of one post for `kind`, if the copy on `subject` carries any of
+/// its entities.
+fn item_of(kind: EntityKind, shards: u16, subject: Subject, e: AggregateView<'_>) -> Option<Item> {
     let shard = match subject {
         Subject::EnrichedPosts { shard, .. } => shard,
-        Subject::RawPosts => return Ok(None),
+        Subject::RawPosts => return None,
     };
-    let e: AggregateView<'_> = serde_json::from_slice(payload)?;
     let entities: Vec<String> = e
         .entities
         .into_iter()
@@ -221,9 +276,9 @@ fn read_item(
         .map(|r| r.id.into_owned())
         .collect();
     if entities.is_empty() {
-        return Ok(None);
+        return None;
     }
-    Ok(Some(Item {
+    Some(Item {
         ts_ms: e.post.created_at.timestamp_millis(),
         post: post_key(&e.post.id, shard),
         contribution: Contribution {
@@ -234,7 +289,7 @@ fn read_item(
             weight: weight_of(&e.post.engagement, e.post.author.followers),
         },
         entities,
-    }))
+    })
 }
 
 fn now_ms() -> i64 {
@@ -281,7 +336,7 @@ async fn run(
         let fetched = batch.len();
         let mut late: Vec<(Item, Delivery)> = Vec::new();
         for d in batch {
-            let item = match read_item(kind, deps.bus_cfg.shards, d.subject, &d.payload) {
+            let item = match read_delivery(kind, deps.bus_cfg.shards, &d) {
                 Ok(Some(item)) => item,
                 Ok(None) => {
                     d.ack().await?;
