@@ -293,6 +293,13 @@ pub struct StoreConfig {
     pub cache_entries: u64,
     /// Block cache of the embedded engine, in MiB.
     pub block_cache_mib: u64,
+    /// Largest write buffer (memtable) of one keyspace of the embedded
+    /// engine before it is flushed to disk, in MiB. The keyspaces written
+    /// at a time (entity records, the current period of each window
+    /// resolution and of the counted post ids) each hold up to this much
+    /// memory, so it bounds the store's share of the heap with the block
+    /// cache. fjall's own default is 64.
+    pub memtable_mib: u64,
 }
 
 impl Default for StoreConfig {
@@ -306,6 +313,7 @@ impl Default for StoreConfig {
             retention_posts_days: 7,
             cache_entries: 100_000,
             block_cache_mib: 64,
+            memtable_mib: 16,
         }
     }
 }

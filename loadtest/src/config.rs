@@ -607,6 +607,9 @@ impl CaseFile {
             positive("ingest_max.connections", c.connections)?;
             positive("ingest_max.batch_size", c.batch_size)?;
             positive("ingest_max.load_threads", c.load_threads)?;
+            if c.load_threads > c.connections {
+                bail!("ingest_max.load_threads must not exceed connections");
+            }
             seconds("ingest_max.duration_s", c.duration_s, false)?;
             seconds("ingest_max.warmup_s", c.warmup_s, true)?;
             if !(c.bus_rate > 0.0 && c.bus_rate.is_finite()) {

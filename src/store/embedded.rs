@@ -89,6 +89,8 @@ pub struct EmbeddedStore {
     write_lock: Mutex<()>,
     fsync: bool,
     retention_ms: HashMap<Family, i64>,
+    /// Largest memtable of a keyspace, in bytes (`store.memtable_mib`).
+    memtable: u64,
 }
 
 pub(super) fn ts_bytes(ts: i64) -> [u8; 8] {
@@ -177,12 +179,14 @@ impl EmbeddedStore {
         let db = Database::builder(dir.join("fjall"))
             .cache_size(cfg.block_cache_mib * 1024 * 1024)
             .open()?;
-        let entities = db.keyspace("entities", KeyspaceCreateOptions::default)?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let memtable = cfg.memtable_mib.max(1) * 1024 * 1024;
+        let options = move || KeyspaceCreateOptions::default().max_memtable_size(memtable);
+        let entities = db.keyspace("entities", options)?;
+        let meta = db.keyspace("meta", options)?;
         let mut partitions = HashMap::new();
         for name in db.list_keyspace_names() {
             if let Some(key) = Family::parse(&name) {
-                partitions.insert(key, db.keyspace(&name, KeyspaceCreateOptions::default)?);
+                partitions.insert(key, db.keyspace(&name, options)?);
             }
         }
         let hours = |h: u64| i64::try_from(h).unwrap_or(i64::MAX / HOUR_MS) * HOUR_MS;
@@ -210,6 +214,7 @@ impl EmbeddedStore {
             write_lock: Mutex::new(()),
             fsync: cfg.fsync,
             retention_ms,
+            memtable,
         })
     }
 
@@ -222,9 +227,10 @@ impl EmbeddedStore {
         if let Some(ks) = w.get(&key) {
             return Ok(ks.clone());
         }
-        let ks = self
-            .db
-            .keyspace(&family.name(key.1), KeyspaceCreateOptions::default)?;
+        let memtable = self.memtable;
+        let ks = self.db.keyspace(&family.name(key.1), move || {
+            KeyspaceCreateOptions::default().max_memtable_size(memtable)
+        })?;
         w.insert(key, ks.clone());
         Ok(ks)
     }

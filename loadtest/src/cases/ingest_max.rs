@@ -121,7 +121,7 @@ fn http_load(ctx: &RunContext<'_>, cfg: &IngestMax, sched: Schedule) -> LoopStat
     let per_thread = cfg.connections.div_ceil(cfg.load_threads);
     let handles: Vec<_> = (0..cfg.load_threads)
         .map(|t| {
-            let n = per_thread.min(cfg.connections - t * per_thread);
+            let n = per_thread.min(cfg.connections.saturating_sub(t * per_thread));
             let (bodies, next, url, batch) =
                 (bodies.clone(), next.clone(), url.clone(), cfg.batch_size);
             std::thread::spawn(move || {
