@@ -329,8 +329,9 @@ pub struct IngestMax {
     pub batch_size: usize,
     /// http: threads of the load generator.
     pub load_threads: usize,
-    /// bus: the synthetic connector's rate, posts/s (far above what the
-    /// pipeline can take: it then publishes as fast as the bus accepts).
+    /// bus: the synthetic connector's rate, posts/s: above what the
+    /// pipeline can take, so it publishes as fast as the bus accepts, but
+    /// within a few times that (it makes up to 1 s of backlog at once).
     pub bus_rate: f64,
     /// Seconds of load before measuring.
     pub warmup_s: f64,

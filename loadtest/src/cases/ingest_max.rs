@@ -6,8 +6,8 @@
 //!   answer comes. Ingest answers only once the posts are on the bus, and a
 //!   full stream makes it wait, so the loops run at the pipeline's pace.
 //! - `source = "bus"`: Starling's synthetic connector publishes straight
-//!   onto the bus at `bus_rate` posts/s, far above what the pipeline takes,
-//!   so it publishes as fast as the bus accepts (its generation is part of
+//!   onto the bus at `bus_rate` posts/s, above what the pipeline takes, so
+//!   it publishes as fast as the bus accepts (its generation is part of
 //!   Starling's CPU).
 //!
 //! The rate is read from Starling's own counters once a second: posts
