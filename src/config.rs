@@ -298,7 +298,9 @@ pub struct StoreConfig {
     /// at a time (entity records, the current period of each window
     /// resolution and of the counted post ids) each hold up to this much
     /// memory, so it bounds the store's share of the heap with the block
-    /// cache. fjall's own default is 64.
+    /// cache. fjall's own default is 64. fjall records it when a keyspace
+    /// is created: in an existing data directory it applies to the window
+    /// periods created from then on, not to keyspaces that already exist.
     pub memtable_mib: u64,
 }
 

@@ -226,6 +226,17 @@ pub fn resources_markdown(samples: &[Sample], phases: &[PhaseSummary], server: b
     out
 }
 
+/// Distinct error messages kept as examples in a report.
+pub const ERROR_SAMPLES: usize = 10;
+
+/// Keeps `error` as an example unless it is already there or
+/// [`ERROR_SAMPLES`] are kept.
+pub fn keep_error_sample(samples: &mut Vec<String>, error: String) {
+    if samples.len() < ERROR_SAMPLES && !samples.contains(&error) {
+        samples.push(error);
+    }
+}
+
 /// Least-squares slope of `y` over `x` (`None` with fewer than two
 /// distinct `x`).
 pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
@@ -332,6 +343,18 @@ mod tests {
             "| cached | 1,500 | 0.900 | 1.500 | 3.250 | 12.0 | 250 | 7,500 | 0 |"
         );
         assert!(lines[3].starts_with("| uncached | – | – |"));
+    }
+
+    #[test]
+    fn error_samples_are_distinct_and_bounded() {
+        let mut v = Vec::new();
+        keep_error_sample(&mut v, "a".into());
+        keep_error_sample(&mut v, "a".into());
+        assert_eq!(v, ["a"]);
+        for i in 0..20 {
+            keep_error_sample(&mut v, i.to_string());
+        }
+        assert_eq!(v.len(), ERROR_SAMPLES);
     }
 
     #[test]

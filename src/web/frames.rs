@@ -1,11 +1,16 @@
 //! The JSON text of the WebSocket frames the hub's events become, in one
-//! place. Each is serialised straight from borrowed data (no intermediate
-//! `serde_json::Value` tree): `message:new` is built once per post and
-//! session, so it is on the hot path of the live feed.
+//! place (the session's own replies — `subscribed`, `error`, … — stay with
+//! the session). `message:new` and `metrics:update` are serialised straight
+//! from borrowed data (no intermediate `serde_json::Value` tree):
+//! `message:new` is built once per post and session, so it is on the hot
+//! path of the live feed.
 
 use crate::actors::hub::WindowUpdate;
+use crate::alerts::model::AlertEvent;
 use crate::domain::{EnrichedPost, EntityRef, Post, Scores};
+use crate::summary::model::Summary;
 use serde::Serialize;
+use serde_json::json;
 
 #[derive(Serialize)]
 struct MessageNew<'a> {
@@ -52,6 +57,18 @@ pub fn metrics_update(subscription: u32, at_ms: i64, windows: &[&WindowUpdate]) 
         at_ms,
         windows,
     })
+}
+
+/// `alert:<kind>`: an alert event for subscription `subscription`.
+pub fn alert(subscription: u32, e: &AlertEvent) -> String {
+    json!({"type": format!("alert:{}", e.alert.kind.as_str()), "subscription": subscription,
+           "event": e.event, "seq": e.seq, "alert": e.alert})
+    .to_string()
+}
+
+/// `summary:update`: a new entity summary for subscription `subscription`.
+pub fn summary_update(subscription: u32, summary: &Summary) -> String {
+    json!({"type": "summary:update", "subscription": subscription, "summary": summary}).to_string()
 }
 
 #[cfg(test)]

@@ -322,11 +322,7 @@ impl Handler<Push> for WsSession {
                     .iter()
                     .find(|(_, s)| s.wants_alert(&e.alert))
                 {
-                    frames.push(
-                        json!({"type": format!("alert:{}", e.alert.kind.as_str()), "subscription": id,
-                               "event": e.event, "seq": e.seq, "alert": e.alert})
-                        .to_string(),
-                    );
+                    frames.push(super::frames::alert(*id, e));
                 }
             }
             HubEvent::Summary(summary) => {
@@ -335,10 +331,7 @@ impl Handler<Push> for WsSession {
                     .iter()
                     .find(|(_, s)| s.wants_summary(summary))
                 {
-                    frames.push(
-                        json!({"type": "summary:update", "subscription": id, "summary": summary.as_ref()})
-                            .to_string(),
-                    );
+                    frames.push(super::frames::summary_update(*id, summary));
                 }
             }
             HubEvent::Closing => {

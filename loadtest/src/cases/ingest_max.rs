@@ -30,6 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Most time one ingest request may take (it waits while a stream is full).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What the HTTP loops saw.
 #[derive(Debug, Clone)]
 struct LoopStats {
@@ -57,9 +60,7 @@ impl LoopStats {
         self.accepted_posts += o.accepted_posts;
         self.errors += o.errors;
         for e in &o.error_samples {
-            if self.error_samples.len() < 10 && !self.error_samples.contains(e) {
-                self.error_samples.push(e.clone());
-            }
+            report::keep_error_sample(&mut self.error_samples, e.clone());
         }
     }
 }
@@ -100,9 +101,7 @@ async fn ingest_loop(
             let failed = problem.is_some();
             if let Some(p) = problem {
                 s.errors += 1;
-                if s.error_samples.len() < 10 && !s.error_samples.contains(&p) {
-                    s.error_samples.push(p);
-                }
+                report::keep_error_sample(&mut s.error_samples, p);
             }
             failed
         };
@@ -118,34 +117,22 @@ fn http_load(ctx: &RunContext<'_>, cfg: &IngestMax, sched: Schedule) -> LoopStat
     let bodies = Arc::new(Bodies::new(&run, 1_000));
     let next = Arc::new(AtomicU64::new(0));
     let url = format!("{}/api/ingest", ctx.base);
-    let per_thread = cfg.connections.div_ceil(cfg.load_threads);
     let handles: Vec<_> = (0..cfg.load_threads)
         .map(|t| {
-            let n = per_thread.min(cfg.connections.saturating_sub(t * per_thread));
+            let n = super::share(cfg.connections, cfg.load_threads, t);
             let (bodies, next, url, batch) =
                 (bodies.clone(), next.clone(), url.clone(), cfg.batch_size);
             std::thread::spawn(move || {
-                http::block_on(async move {
-                    let stats = Rc::new(RefCell::new(LoopStats::new()));
-                    let client = http::client(Duration::from_secs(60), n + 1);
-                    let tasks: Vec<_> = (0..n)
-                        .map(|_| {
-                            actix_rt::spawn(ingest_loop(
-                                client.clone(),
-                                url.clone(),
-                                bodies.clone(),
-                                next.clone(),
-                                batch,
-                                sched,
-                                stats.clone(),
-                            ))
-                        })
-                        .collect();
-                    for t in tasks {
-                        let _ = t.await;
-                    }
-                    let out = stats.borrow().clone();
-                    out
+                super::run_loops(n, REQUEST_TIMEOUT, LoopStats::new(), |_, client, stats| {
+                    ingest_loop(
+                        client,
+                        url.clone(),
+                        bodies.clone(),
+                        next.clone(),
+                        batch,
+                        sched,
+                        stats,
+                    )
                 })
             })
         })

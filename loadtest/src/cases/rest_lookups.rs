@@ -212,9 +212,7 @@ impl LoadStats {
             *a += b;
         }
         for e in &o.error_samples {
-            if self.error_samples.len() < 10 && !self.error_samples.contains(e) {
-                self.error_samples.push(e.clone());
-            }
+            report::keep_error_sample(&mut self.error_samples, e.clone());
         }
     }
 }
@@ -293,9 +291,7 @@ fn record(
     };
     let failed = problem.is_some();
     if let Some(p) = problem {
-        if s.error_samples.len() < 10 && !s.error_samples.contains(&p) {
-            s.error_samples.push(p);
-        }
+        report::keep_error_sample(&mut s.error_samples, p);
     }
     failed
 }
@@ -308,26 +304,12 @@ fn load_thread(
     timeout: Duration,
     sched: Schedule,
 ) -> LoadStats {
-    http::block_on(async move {
-        let stats = Rc::new(RefCell::new(LoadStats::new()));
-        let client = http::client(timeout, connections + 2);
-        let tasks: Vec<_> = (0..connections)
-            .map(|i| {
-                actix_rt::spawn(connection(
-                    client.clone(),
-                    plan.clone(),
-                    first_seed + i as u64,
-                    sched,
-                    stats.clone(),
-                ))
-            })
-            .collect();
-        for t in tasks {
-            let _ = t.await;
-        }
-        let out = stats.borrow().clone();
-        out
-    })
+    super::run_loops(
+        connections,
+        timeout,
+        LoadStats::new(),
+        |i, client, stats| connection(client, plan.clone(), first_seed + i as u64, sched, stats),
+    )
 }
 
 /// Ingest figures.
@@ -495,8 +477,7 @@ pub fn run(ctx: &RunContext<'_>, cfg: &RestLookups) -> Result<Outcome> {
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     let threads: Vec<_> = (0..cfg.load_threads)
         .map(|t| {
-            let conns = cfg.concurrency / cfg.load_threads
-                + usize::from(t < cfg.concurrency % cfg.load_threads);
+            let conns = super::share(cfg.concurrency, cfg.load_threads, t);
             let plan = plan.clone();
             std::thread::Builder::new()
                 .name(format!("load-{t}"))

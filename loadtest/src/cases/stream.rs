@@ -170,9 +170,7 @@ async fn ingest_thread(shared: Arc<Shared>, cfg: Stream) -> IngestStats {
                     shared2.failed[q as usize].store(true, Ordering::Relaxed);
                 }
                 s.errors += 1;
-                if s.error_samples.len() < 10 && !s.error_samples.contains(&p) {
-                    s.error_samples.push(p);
-                }
+                report::keep_error_sample(&mut s.error_samples, p);
             }
         }));
         tasks.retain(|t| !t.is_finished());
@@ -557,29 +555,24 @@ fn trends(
     pipe: Option<&crate::pipeline::Throughput>,
 ) -> (String, serde_json::Value, (bool, String)) {
     let samples = ctx.sampler.snapshot();
-    let rss: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s.t_s >= from_s && s.t_s <= to_s)
-        .filter_map(|s| Some((s.t_s, s.server_rss_mib?)))
-        .collect();
-    let anon: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s.t_s >= from_s && s.t_s <= to_s)
-        .filter_map(|s| Some((s.t_s, s.server_rss_anon_mib?)))
-        .collect();
-    let half = (from_s + to_s) / 2.0;
-    let rss_second_half: Vec<(f64, f64)> = rss.iter().copied().filter(|p| p.0 >= half).collect();
-    let per_min = |v: Option<f64>| v.map(|s| s * 60.0);
-    let rss_slope = per_min(slope(&rss));
-    let rss_slope_half = per_min(slope(&rss_second_half));
-    let anon_slope = per_min(slope(&anon));
-    let anon_slope_half = per_min(slope(
-        &anon
+    let window = |f: fn(&crate::sampler::Sample) -> Option<f64>| -> Vec<(f64, f64)> {
+        samples
             .iter()
-            .copied()
-            .filter(|p| p.0 >= half)
-            .collect::<Vec<_>>(),
-    ));
+            .filter(|s| s.t_s >= from_s && s.t_s <= to_s)
+            .filter_map(|s| Some((s.t_s, f(s)?)))
+            .collect()
+    };
+    let rss = window(|s| s.server_rss_mib);
+    let anon = window(|s| s.server_rss_anon_mib);
+    let half = (from_s + to_s) / 2.0;
+    let per_min = |v: Option<f64>| v.map(|s| s * 60.0);
+    // Slope per minute over the window and over its second half.
+    let slopes = |points: &[(f64, f64)]| {
+        let second: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 >= half).collect();
+        (per_min(slope(points)), per_min(slope(&second)))
+    };
+    let (rss_slope, rss_slope_half) = slopes(&rss);
+    let (anon_slope, anon_slope_half) = slopes(&anon);
     let p99s: Vec<(f64, f64)> = feed
         .buckets
         .iter()
