@@ -100,18 +100,41 @@ pub async fn run(
         webhooks = Some(Arc::new(
             EmbeddedWebhooks::open(&embedded).context("opening the webhook store")?,
         ));
-        summaries = Some(Arc::new(
-            EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
-        ));
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
             .with_context(|| format!("opening the post archive in {}", dir.display()))?;
-        let store: Arc<dyn Store> = Arc::new(embedded);
+        let store: Arc<dyn Store> = if config.store.scylla.enabled() {
+            // Time series and summaries in ScyllaDB; alerts, webhooks and
+            // the post archive stay in this process's data directory.
+            let scylla = &config.store.scylla;
+            tracing::info!(nodes = ?scylla.nodes, keyspace = %scylla.keyspace, "using ScyllaDB");
+            let c = config.clone();
+            let (series, stored) = tokio::task::spawn_blocking(move || crate::store::scylla::open(&c))
+                .await
+                .context("opening ScyllaDB")?
+                .with_context(|| format!("opening ScyllaDB at {}", scylla.nodes.join(",")))?;
+            summaries = Some(Arc::new(stored));
+            Arc::new(series)
+        } else {
+            summaries = Some(Arc::new(
+                EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
+            ));
+            Arc::new(embedded)
+        };
         (Some(store), Some(Arc::new(archive)), Some(alerts))
     } else {
         (None, None, None)
     };
-    let cache = HotCache::new(config.store.cache_entries);
+    let cache = if config.store.scylla.enabled() {
+        // Other processes write entities this one reads: cached lookups may
+        // be behind by at most the TTL.
+        HotCache::with_ttl(
+            config.store.cache_entries,
+            std::time::Duration::from_millis(config.store.scylla.cache_ttl_ms),
+        )
+    } else {
+        HotCache::new(config.store.cache_entries)
+    };
     let supervisor = Supervisor::new(config.supervisor.clone()).start();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 

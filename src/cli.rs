@@ -1,6 +1,7 @@
-//! The command line: `starling run` and `starling config`, the
-//! classifiers' `classify` and `eval`, and the training commands `train`
-//! (fast tier) and `train-encoder` (encoder tier's heads).
+//! The command line: `starling run`, `starling config`, `starling migrate`
+//! (ScyllaDB schema), the classifiers' `classify` and `eval`, and the
+//! training commands `train` (fast tier) and `train-encoder` (encoder
+//! tier's heads).
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
@@ -22,6 +23,9 @@ pub enum Command {
     Run(Overrides),
     /// Print the effective configuration (defaults, file, environment, flags) as TOML.
     Config(Overrides),
+    /// Create or upgrade the ScyllaDB keyspace and tables (`--scylla` or
+    /// `store.scylla.nodes`); idempotent, says what it did.
+    Migrate(Overrides),
     /// Print the SHA-256 of an API key's secret, for `[[auth.keys]]` in the config.
     HashKey {
         /// The secret.
@@ -223,6 +227,14 @@ pub struct Overrides {
     /// aggregate, web. Anything but `all` needs --nats.
     #[arg(long, value_name = "ROLES", value_delimiter = ',')]
     pub role: Vec<crate::config::Role>,
+    /// Keep time series and summaries in ScyllaDB at these contact points
+    /// (`host1:9042,host2:9042`) instead of the embedded store; run
+    /// `starling migrate` first.
+    #[arg(long, value_name = "NODES", value_delimiter = ',')]
+    pub scylla: Vec<String>,
+    /// ScyllaDB keyspace (default `starling`).
+    #[arg(long, value_name = "NAME")]
+    pub keyspace: Option<String>,
     /// Replay a JSONL file of posts (repeatable), as fast as the pipeline takes them.
     #[arg(long, value_name = "FILE")]
     pub replay: Vec<PathBuf>,
@@ -243,6 +255,12 @@ impl Overrides {
         }
         if let Some(url) = &self.nats {
             config.bus.nats_url = url.clone();
+        }
+        if !self.scylla.is_empty() {
+            config.store.scylla.nodes = self.scylla.clone();
+        }
+        if let Some(ks) = &self.keyspace {
+            config.store.scylla.keyspace = ks.clone();
         }
         if let Some(rate) = self.synthetic_rate {
             config.connectors.synthetic.rate = rate;

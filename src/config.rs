@@ -302,6 +302,8 @@ pub struct StoreConfig {
     /// is created: in an existing data directory it applies to the window
     /// periods created from then on, not to keyspaces that already exist.
     pub memtable_mib: u64,
+    /// ScyllaDB instead of the embedded engine, when `nodes` is set.
+    pub scylla: ScyllaConfig,
 }
 
 impl Default for StoreConfig {
@@ -316,8 +318,143 @@ impl Default for StoreConfig {
             cache_entries: 100_000,
             block_cache_mib: 64,
             memtable_mib: 16,
+            scylla: ScyllaConfig::default(),
         }
     }
+}
+
+/// ScyllaDB as the store of time series and summaries (`starling migrate`
+/// creates the schema). Retention comes from `[store]`: each table's
+/// default TTL is its resolution's retention, set when `migrate` runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScyllaConfig {
+    /// Contact points (`host:9042`); empty = the embedded store.
+    pub nodes: Vec<String>,
+    /// Keyspace of every table.
+    pub keyspace: String,
+    /// Replication factor of the keyspace (`migrate`; 3 in production,
+    /// 1 for a single test node).
+    pub replication_factor: u32,
+    /// Data centre: the keyspace is replicated there
+    /// (NetworkTopologyStrategy) and requests prefer its nodes. Empty =
+    /// every data centre with `replication_factor`, no preference.
+    pub datacenter: String,
+    /// Consistency of writes: `one`, `local_quorum`, `quorum`, `all`, ….
+    pub write_consistency: String,
+    /// Consistency of reads.
+    pub read_consistency: String,
+    /// Client-side timeout of one request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Timeout of opening a connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Retries of a failed idempotent request (overloaded, timed out,
+    /// unavailable, broken connection) after the driver's own, with
+    /// exponential back-off from `retry_backoff_ms`.
+    pub retries: u32,
+    /// First back-off between retries, in milliseconds (doubles, at most
+    /// 32 times this).
+    pub retry_backoff_ms: u64,
+    /// Requests in flight at once from this process; more wait (back-pressure).
+    pub max_in_flight: usize,
+    /// Rows per page of long reads.
+    pub page_size: i32,
+    /// How long a lookup served from the hot cache may be behind the store,
+    /// in milliseconds: another process may have written the entity.
+    pub cache_ttl_ms: u64,
+    /// User name (password authentication); empty = none.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl Default for ScyllaConfig {
+    fn default() -> Self {
+        ScyllaConfig {
+            nodes: Vec::new(),
+            keyspace: "starling".into(),
+            replication_factor: 3,
+            datacenter: String::new(),
+            write_consistency: "local_quorum".into(),
+            read_consistency: "local_quorum".into(),
+            request_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            retries: 3,
+            retry_backoff_ms: 50,
+            max_in_flight: 256,
+            page_size: 1_000,
+            cache_ttl_ms: 1_000,
+            username: String::new(),
+            password: String::new(),
+        }
+    }
+}
+
+impl ScyllaConfig {
+    /// Whether ScyllaDB is the store.
+    pub fn enabled(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("store.scylla.{m}")));
+        let ident = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 48
+                && s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !ident(&self.keyspace) {
+            return bad("keyspace must be a letter then letters, digits or _ (at most 48)");
+        }
+        if !self.datacenter.is_empty()
+            && !self
+                .datacenter
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return bad("datacenter may hold letters, digits, _ - . only");
+        }
+        if self.replication_factor == 0 {
+            return bad("replication_factor must be at least 1");
+        }
+        for (name, v) in [
+            ("write_consistency", &self.write_consistency),
+            ("read_consistency", &self.read_consistency),
+        ] {
+            if parse_consistency(v).is_none() {
+                return bad(&format!(
+                    "{name}: {v:?} is not one of any, one, two, three, quorum, all, \
+                     local_quorum, each_quorum, local_one"
+                ));
+            }
+        }
+        if self.request_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return bad("request_timeout_ms and connect_timeout_ms must be at least 1");
+        }
+        if self.retry_backoff_ms == 0 || self.max_in_flight == 0 || self.page_size < 1 {
+            return bad("retry_backoff_ms, max_in_flight and page_size must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// A consistency level by its CQL name (`local_quorum`, case-insensitive).
+pub fn parse_consistency(name: &str) -> Option<scylla::frame::types::Consistency> {
+    use scylla::frame::types::Consistency as C;
+    Some(match name.to_ascii_lowercase().as_str() {
+        "any" => C::Any,
+        "one" => C::One,
+        "two" => C::Two,
+        "three" => C::Three,
+        "quorum" => C::Quorum,
+        "all" => C::All,
+        "local_quorum" => C::LocalQuorum,
+        "each_quorum" => C::EachQuorum,
+        "local_one" => C::LocalOne,
+        _ => return None,
+    })
 }
 
 /// The bus between stages: in-process by default, NATS JetStream when
@@ -1048,6 +1185,7 @@ impl Config {
         }
         self.webhooks.validate()?;
         self.summaries.validate()?;
+        self.store.scylla.validate()?;
         Ok(())
     }
 

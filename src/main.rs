@@ -23,6 +23,17 @@ fn main() -> anyhow::Result<()> {
             print!("{}", o.load()?.to_toml());
             Ok(())
         }
+        Command::Migrate(o) => {
+            let config = o.load()?;
+            anyhow::ensure!(
+                config.store.scylla.enabled(),
+                "migrate needs ScyllaDB: --scylla host:9042 or store.scylla.nodes (the embedded store needs no migration)"
+            );
+            for line in starling::store::scylla::migrate(&config)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Classify(a) => {
             fast_cmd::run_classify(a.tier, a.model.as_deref(), a.file.as_deref())
         }

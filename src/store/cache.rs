@@ -40,6 +40,17 @@ impl HotCache {
         }
     }
 
+    /// A cache whose entries expire `ttl` after they were written (the
+    /// store is shared with other processes).
+    pub fn with_ttl(entries: u64, ttl: std::time::Duration) -> Self {
+        HotCache {
+            inner: Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
     /// Folds a committed batch of `kind` into the cache.
     pub fn update(&self, kind: EntityKind, applied: &Applied) {
         let mut touched: std::collections::HashMap<&str, EntityLatest> =

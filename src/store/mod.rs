@@ -1,6 +1,6 @@
 //! Storage of per-entity time series behind the [`Store`] trait: the
-//! embedded engine ([`embedded::EmbeddedStore`], fjall, the default) and,
-//! later, ScyllaDB. [`cache::HotCache`] (moka) keeps the latest windows of
+//! embedded engine ([`embedded::EmbeddedStore`], fjall, the default) and
+//! ScyllaDB ([`scylla::series::ScyllaStore`]). [`cache::HotCache`] (moka) keeps the latest windows of
 //! every active entity in memory for hot lookups.
 //!
 //! Writes come in [`WindowBatch`]es, one per flush of one entity kind, and
@@ -14,6 +14,7 @@
 pub mod alerts;
 pub mod cache;
 pub mod embedded;
+pub mod scylla;
 pub mod summaries;
 pub mod webhooks;
 
@@ -30,6 +31,9 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt value under {key}: {message}")]
     Corrupt { key: String, message: String },
+    /// A ScyllaDB request failed (after its retries).
+    #[error("scylla: {what}: {message}")]
+    Scylla { what: String, message: String },
     /// The data directory could not be prepared.
     #[error("data directory {path}: {source}")]
     Dir {

@@ -70,6 +70,9 @@ counters! {
     ARCHIVE_EXPIRED = "starling_archive_expired_total", "Archived posts deleted by retention.";
     STORE_WRITE_ERRORS = "starling_store_write_errors_total", "Store batches that failed to commit (retried).";
     STORE_EXPIRED_PARTITIONS = "starling_store_expired_partitions_total", "Store partitions dropped by retention.";
+    SCYLLA_RETRIES = "starling_scylla_retries_total", "ScyllaDB requests repeated after a transient failure (overloaded, timed out, unavailable, broken connection).";
+    SCYLLA_FAILURES = "starling_scylla_failures_total", "ScyllaDB requests that failed after their retries.";
+    SCYLLA_REPLAYED_BATCHES = "starling_scylla_replayed_batches_total", "Window batches found half-written in ScyllaDB and written again.";
     WS_FRAMES_SENT = "starling_ws_frames_sent_total", "WebSocket frames sent to clients.";
     HUB_EVENTS_DROPPED = "starling_ws_events_dropped_total", "WebSocket events dropped for slow clients (oldest first).";
     HUB_CLIENTS_DISCONNECTED_SLOW = "starling_ws_slow_disconnects_total", "WebSocket clients disconnected for staying too slow.";

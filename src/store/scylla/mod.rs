@@ -1,0 +1,458 @@
+//! ScyllaDB as the store (`store.scylla.nodes`): the time series
+//! ([`series::ScyllaStore`]) and the summaries ([`summaries::ScyllaSummaries`])
+//! in one keyspace that `starling migrate` ([`schema`]) creates.
+//!
+//! [`Cluster`] is the connection every table shares: one driver session
+//! (token- and shard-aware routing, the driver's default policy) on a small
+//! runtime of its own, because the [`super::Store`] traits block (actors call
+//! them on their own threads). Every request:
+//! - is a prepared statement (prepared once, on first use);
+//! - waits for one of `max_in_flight` permits first (back-pressure instead
+//!   of an unbounded queue of requests);
+//! - is retried, when idempotent, on overload, timeouts, unavailability and
+//!   broken connections, `retries` times with exponential back-off; a
+//!   non-idempotent one (a lightweight transaction) is never retried;
+//! - counts its failures: [`Cluster::health`] says whether the last request
+//!   failed, which lookups served from the hot cache report as staleness.
+
+pub mod schema;
+pub mod series;
+pub mod summaries;
+
+/// `starling migrate`: connects and creates or upgrades the schema; one
+/// line per keyspace and table saying what was done.
+pub fn migrate(config: &crate::config::Config) -> Result<Vec<String>, StoreError> {
+    let cluster = Cluster::connect(&config.store.scylla)?;
+    schema::migrate(&cluster, &config.store, config.summaries.retention_days)
+}
+
+/// The stores of a process that keeps its data in ScyllaDB: connects and
+/// checks that `migrate` has created this build's schema.
+pub fn open(
+    config: &crate::config::Config,
+) -> Result<(series::ScyllaStore, summaries::ScyllaSummaries), StoreError> {
+    let cluster = Cluster::connect(&config.store.scylla)?;
+    schema::check(&cluster)?;
+    Ok((
+        series::ScyllaStore::new(cluster.clone(), &config.store, &config.owned_shards()),
+        summaries::ScyllaSummaries::new(cluster),
+    ))
+}
+
+use super::StoreError;
+use crate::config::{parse_consistency, ScyllaConfig};
+use crate::telemetry::metrics;
+use futures_util::TryStreamExt;
+use parking_lot::Mutex;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::errors::{
+    ExecutionError, NextPageError, NextRowError, PagerExecutionError, PrepareError,
+    RequestAttemptError, RequestError,
+};
+use scylla::frame::types::Consistency;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::prepared::PreparedStatement;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Whether a request is a read or a write (its consistency level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `read_consistency`.
+    Read,
+    /// `write_consistency`.
+    Write,
+}
+
+/// What the store's last requests say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Requests that failed since the last one that succeeded.
+    pub consecutive_failures: u64,
+    /// When the last request failed (ms since the epoch), if one did.
+    pub last_failure_ms: Option<i64>,
+}
+
+impl Health {
+    /// Whether the store is failing now.
+    pub fn failing(&self) -> bool {
+        self.consecutive_failures > 0
+    }
+}
+
+/// One driver session and what every table needs to use it.
+pub struct Cluster {
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    session: Arc<Session>,
+    cfg: ScyllaConfig,
+    permits: Arc<Semaphore>,
+    prepared: Mutex<HashMap<String, PreparedStatement>>,
+    read: Consistency,
+    write: Consistency,
+    failures: AtomicU64,
+    last_failure_ms: AtomicI64,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("nodes", &self.cfg.nodes)
+            .field("keyspace", &self.cfg.keyspace)
+            .finish()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics on an async thread.
+        if let Some(rt) = self.runtime.lock().take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A failure of one request, with the statement it ran.
+fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Scylla {
+        what: what.chars().take(120).collect(),
+        message: e.to_string(),
+    }
+}
+
+/// How one attempt of a request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Attempt {
+    /// A request (or its preparation) failed.
+    #[error(transparent)]
+    Execution(#[from] ExecutionError),
+    /// A page of a long read failed.
+    #[error(transparent)]
+    Page(#[from] RequestError),
+    /// Anything else (type mismatch, undecodable row): not retried.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Attempt {
+    /// Whether repeating the request may succeed (idempotent requests only).
+    fn transient(&self) -> bool {
+        match self {
+            Attempt::Execution(e) => match e {
+                ExecutionError::RequestTimeout(_)
+                | ExecutionError::ConnectionPoolError(_)
+                | ExecutionError::EmptyPlan => true,
+                ExecutionError::LastAttemptError(a) => transient(a),
+                ExecutionError::PrepareError(PrepareError::AllAttemptsFailed { first_attempt }) => {
+                    transient(first_attempt)
+                }
+                ExecutionError::PrepareError(PrepareError::ConnectionPoolError(_)) => true,
+                _ => false,
+            },
+            Attempt::Page(e) => match e {
+                RequestError::RequestTimeout(_)
+                | RequestError::ConnectionPoolError(_)
+                | RequestError::EmptyPlan => true,
+                RequestError::LastAttemptError(a) => transient(a),
+                _ => false,
+            },
+            Attempt::Other(_) => false,
+        }
+    }
+}
+
+impl From<PagerExecutionError> for Attempt {
+    fn from(e: PagerExecutionError) -> Self {
+        match e {
+            PagerExecutionError::PrepareError(p) => Attempt::Execution(p.into()),
+            PagerExecutionError::NextPageError(NextPageError::RequestFailure(r)) => r.into(),
+            other => Attempt::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<NextRowError> for Attempt {
+    fn from(e: NextRowError) -> Self {
+        match e {
+            NextRowError::NextPageError(NextPageError::RequestFailure(r)) => r.into(),
+            other => Attempt::Other(other.to_string()),
+        }
+    }
+}
+
+/// Whether an attempt that the node answered may succeed when repeated.
+fn transient(a: &RequestAttemptError) -> bool {
+    use scylla::errors::DbError;
+    match a {
+        RequestAttemptError::DbError(db, _) => matches!(
+            db,
+            DbError::Overloaded
+                | DbError::Unavailable { .. }
+                | DbError::ReadTimeout { .. }
+                | DbError::WriteTimeout { .. }
+                | DbError::IsBootstrapping
+                | DbError::ServerError
+                | DbError::RateLimitReached { .. }
+        ),
+        RequestAttemptError::BrokenConnectionError(_)
+        | RequestAttemptError::UnableToAllocStreamId => true,
+        _ => false,
+    }
+}
+
+impl Cluster {
+    /// Connects to `cfg.nodes` (does not need the keyspace to exist).
+    pub fn connect(cfg: &ScyllaConfig) -> Result<Arc<Cluster>, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("scylla")
+            .enable_all()
+            .build()
+            .map_err(|e| failed("starting the driver's runtime", e))?;
+        let handle = runtime.handle().clone();
+        let (read, write) = match (
+            parse_consistency(&cfg.read_consistency),
+            parse_consistency(&cfg.write_consistency),
+        ) {
+            (Some(r), Some(w)) => (r, w),
+            _ => return Err(failed("configuration", "unknown consistency level")),
+        };
+        let profile = ExecutionProfile::builder()
+            .consistency(write)
+            .request_timeout(Some(Duration::from_millis(cfg.request_timeout_ms)))
+            .build();
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&cfg.nodes)
+            .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .default_execution_profile_handle(profile.into_handle())
+            .metadata_request_clientside_timeout(Duration::from_millis(cfg.request_timeout_ms));
+        if !cfg.username.is_empty() {
+            builder = builder.user(cfg.username.clone(), cfg.password.clone());
+        }
+        if !cfg.datacenter.is_empty() {
+            builder = builder.prefer_datacenter(cfg.datacenter.clone());
+        }
+        let nodes = cfg.nodes.join(",");
+        let session = block_on(&handle, async move { builder.build().await })?
+            .map_err(|e| failed(&format!("connecting to {nodes}"), e))?;
+        Ok(Arc::new(Cluster {
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+            session: Arc::new(session),
+            permits: Arc::new(Semaphore::new(cfg.max_in_flight)),
+            cfg: cfg.clone(),
+            prepared: Mutex::new(HashMap::new()),
+            read,
+            write,
+            failures: AtomicU64::new(0),
+            last_failure_ms: AtomicI64::new(0),
+        }))
+    }
+
+    /// The settings it was opened with.
+    pub fn config(&self) -> &ScyllaConfig {
+        &self.cfg
+    }
+
+    /// `name` qualified with the keyspace.
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{}", self.cfg.keyspace, name)
+    }
+
+    /// What the last requests say about the store.
+    pub fn health(&self) -> Health {
+        let last = self.last_failure_ms.load(Ordering::Relaxed);
+        Health {
+            consecutive_failures: self.failures.load(Ordering::Relaxed),
+            last_failure_ms: (last != 0).then_some(last),
+        }
+    }
+
+    fn note(&self, ok: bool) {
+        if ok {
+            self.failures.store(0, Ordering::Relaxed);
+        } else {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            self.last_failure_ms
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+            metrics::SCYLLA_FAILURES.inc();
+        }
+    }
+
+    /// Runs `fut` on the driver's runtime and waits for it on this thread.
+    pub(crate) fn block<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        block_on(&self.handle, fut)
+    }
+
+    /// The prepared form of `cql` (prepared on first use, with retries).
+    pub(crate) async fn prepare(
+        self: &Arc<Self>,
+        cql: &str,
+        access: Access,
+        idempotent: bool,
+    ) -> Result<PreparedStatement, StoreError> {
+        if let Some(p) = self.prepared.lock().get(cql) {
+            return Ok(p.clone());
+        }
+        let mut p = self
+            .retrying(cql, true, |s| {
+                let cql = cql.to_string();
+                async move { Ok(s.prepare(cql).await.map_err(ExecutionError::from)?) }
+            })
+            .await?;
+        p.set_consistency(match access {
+            Access::Read => self.read,
+            Access::Write => self.write,
+        });
+        p.set_is_idempotent(idempotent);
+        p.set_page_size(self.cfg.page_size);
+        self.prepared.lock().insert(cql.to_string(), p.clone());
+        Ok(p)
+    }
+
+    /// Runs `attempt` under a permit, retrying transient failures when
+    /// `idempotent`; records the outcome in [`Cluster::health`].
+    async fn retrying<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &str,
+        idempotent: bool,
+        attempt: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(Arc<Session>) -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| failed(what, e))?;
+        let mut backoff = Duration::from_millis(self.cfg.retry_backoff_ms);
+        let cap = backoff * 32;
+        let mut tries = 0;
+        loop {
+            match attempt(self.session.clone()).await {
+                Ok(v) => {
+                    self.note(true);
+                    return Ok(v);
+                }
+                Err(e) if idempotent && tries < self.cfg.retries && e.transient() => {
+                    tries += 1;
+                    metrics::SCYLLA_RETRIES.inc();
+                    tracing::debug!(statement = what, error = %e, tries, "retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(cap);
+                }
+                Err(e) => {
+                    self.note(false);
+                    tracing::warn!(statement = what, error = %e, tries, "scylla request failed");
+                    return Err(failed(what, e));
+                }
+            }
+        }
+    }
+
+    /// Executes `cql` (unpaged: writes and single-row reads).
+    pub(crate) async fn execute(
+        self: &Arc<Self>,
+        cql: &str,
+        access: Access,
+        values: impl SerializeRow,
+    ) -> Result<QueryResult, StoreError> {
+        let bound = self
+            .prepare(cql, access, true)
+            .await?
+            .bind(&values)
+            .map_err(|e| failed(cql, e))?;
+        self.retrying(cql, true, |s| {
+            let bound = bound.clone();
+            async move { Ok(s.execute_bound_unpaged(&bound).await?) }
+        })
+        .await
+    }
+
+    /// Executes `cql` once per row of `rows` as one unlogged batch: the
+    /// caller keeps every row in one partition (atomic and cheap there).
+    pub(crate) async fn batch<V: SerializeRow + Clone + Send + Sync + 'static>(
+        self: &Arc<Self>,
+        cql: &str,
+        rows: Vec<V>,
+    ) -> Result<(), StoreError> {
+        let stmt = self.prepare(cql, Access::Write, true).await?;
+        let mut batch = Batch::new(BatchType::Unlogged);
+        for _ in &rows {
+            batch.append_statement(stmt.clone());
+        }
+        batch.set_consistency(self.write);
+        batch.set_is_idempotent(true);
+        let (batch, rows) = (Arc::new(batch), Arc::new(rows));
+        self.retrying(cql, true, |s| {
+            let (batch, rows) = (batch.clone(), rows.clone());
+            async move { Ok(s.batch(&batch, rows.as_slice()).await.map(|_| ())?) }
+        })
+        .await
+    }
+
+    /// Every row `cql` selects, page by page (`page_size`).
+    pub(crate) async fn select<R>(
+        self: &Arc<Self>,
+        cql: &str,
+        values: impl SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        let bound = self
+            .prepare(cql, Access::Read, true)
+            .await?
+            .bind(&values)
+            .map_err(|e| failed(cql, e))?;
+        self.retrying(cql, true, |s| {
+            let bound = bound.clone();
+            async move {
+                let pager = s.execute_bound_iter(bound).await?;
+                let rows = pager
+                    .rows_stream::<R>()
+                    .map_err(|e| Attempt::Other(e.to_string()))?;
+                Ok(rows.try_collect::<Vec<R>>().await?)
+            }
+        })
+        .await
+    }
+
+    /// Runs a statement once, unprepared (schema changes in `migrate`).
+    pub(crate) async fn ddl(self: &Arc<Self>, cql: &str) -> Result<(), StoreError> {
+        self.retrying(cql, true, |s| {
+            let cql = cql.to_string();
+            async move { Ok(s.query_unpaged(cql, ()).await.map(|_| ())?) }
+        })
+        .await
+    }
+}
+
+/// Runs `fut` on `handle`'s runtime and blocks this thread until it is
+/// done: works from any thread, async or not (the result comes back over
+/// a std channel, not by entering the runtime).
+fn block_on<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv()
+        .map_err(|_| failed("driver runtime", "stopped before answering"))
+}
