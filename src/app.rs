@@ -109,10 +109,11 @@ pub async fn run(
             let scylla = &config.store.scylla;
             tracing::info!(nodes = ?scylla.nodes, keyspace = %scylla.keyspace, "using ScyllaDB");
             let c = config.clone();
-            let (series, stored) = tokio::task::spawn_blocking(move || crate::store::scylla::open(&c))
-                .await
-                .context("opening ScyllaDB")?
-                .with_context(|| format!("opening ScyllaDB at {}", scylla.nodes.join(",")))?;
+            let (series, stored) =
+                tokio::task::spawn_blocking(move || crate::store::scylla::open(&c))
+                    .await
+                    .context("opening ScyllaDB")?
+                    .with_context(|| format!("opening ScyllaDB at {}", scylla.nodes.join(",")))?;
             summaries = Some(Arc::new(stored));
             Arc::new(series)
         } else {

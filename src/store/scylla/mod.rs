@@ -26,6 +26,35 @@ pub fn migrate(config: &crate::config::Config) -> Result<Vec<String>, StoreError
     schema::migrate(&cluster, &config.store, config.summaries.retention_days)
 }
 
+/// Prepares every statement the stores run (on a live cluster: the check
+/// that the schema and the statements agree); returns those that failed,
+/// with the error.
+pub fn prepare_all(config: &crate::config::Config) -> Result<Vec<(String, String)>, StoreError> {
+    let cluster = Cluster::connect(&config.store.scylla)?;
+    let series = series::ScyllaStore::new(cluster.clone(), &config.store, &[0]);
+    let summaries = summaries::ScyllaSummaries::new(cluster.clone());
+    let mut statements = series.statements();
+    statements.extend(summaries.statements());
+    let c = cluster.clone();
+    cluster.block(async move {
+        let mut failed = Vec::new();
+        for cql in statements {
+            if let Err(e) = c.prepare(&cql, Access::Read, true).await {
+                failed.push((cql, e.to_string()));
+            }
+        }
+        failed
+    })
+}
+
+/// Drops the keyspace and everything in it (tests clean up with it).
+pub fn drop_keyspace(config: &crate::config::Config) -> Result<(), StoreError> {
+    let cluster = Cluster::connect(&config.store.scylla)?;
+    let cql = format!("DROP KEYSPACE IF EXISTS {}", config.store.scylla.keyspace);
+    let c = cluster.clone();
+    cluster.block(async move { c.ddl(&cql).await })?
+}
+
 /// The stores of a process that keeps its data in ScyllaDB: connects and
 /// checks that `migrate` has created this build's schema.
 pub fn open(
@@ -334,11 +363,7 @@ impl Cluster {
         F: Fn(Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T, Attempt>>,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| failed(what, e))?;
+        let _permit = self.permits.acquire().await.map_err(|e| failed(what, e))?;
         let mut backoff = Duration::from_millis(self.cfg.retry_backoff_ms);
         let cap = backoff * 32;
         let mut tries = 0;

@@ -92,8 +92,13 @@ impl Table {
     /// `ALTER TABLE … WITH` the compaction and TTL options (time-series
     /// tables only).
     pub fn alter(&self, keyspace: &str) -> Option<String> {
-        self.ttl_s
-            .map(|_| format!("ALTER TABLE {keyspace}.{} WITH {}", self.name, self.options()))
+        self.ttl_s.map(|_| {
+            format!(
+                "ALTER TABLE {keyspace}.{} WITH {}",
+                self.name,
+                self.options()
+            )
+        })
     }
 }
 

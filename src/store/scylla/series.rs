@@ -87,9 +87,8 @@ struct Cql {
 
 impl Cql {
     fn new(c: &Cluster) -> Cql {
-        let per_res = |f: &dyn Fn(String) -> String| {
-            Resolution::ALL.map(|r| f(c.table(window_table(r))))
-        };
+        let per_res =
+            |f: &dyn Fn(String) -> String| Resolution::ALL.map(|r| f(c.table(window_table(r))));
         Cql {
             window_get: per_res(&|t| {
                 format!(
@@ -184,6 +183,9 @@ impl std::fmt::Debug for ScyllaStore {
 
 type Row3 = (i64, i64, Vec<u8>);
 
+/// An entity directory row: id, first and last seen, totals.
+type EntityRow = (String, i64, i64, Vec<u8>);
+
 /// One write of a batch, run concurrently with the others.
 type Pending<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>;
@@ -213,6 +215,32 @@ impl ScyllaStore {
                 hours(cfg.retention_1h_days * 24),
             ],
         }
+    }
+
+    /// Every statement it runs (`prepare_all` checks them on a live cluster).
+    pub fn statements(&self) -> Vec<String> {
+        let q = &self.cql;
+        let mut all: Vec<String> = [&q.window_get, &q.window_put, &q.window_range]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        all.extend(
+            [
+                &q.seen_put,
+                &q.seen_get,
+                &q.entity_get,
+                &q.entity_put,
+                &q.entity_bucket,
+                &q.watermark_get,
+                &q.watermark_put,
+                &q.pending_get,
+                &q.pending_put,
+                &q.pending_delete,
+            ]
+            .map(String::clone),
+        );
+        all
     }
 
     /// What the last requests say about the cluster.
@@ -283,8 +311,7 @@ async fn write_out(
     }
     for (start, hashes) in &o.seen {
         for chunk in hashes.chunks(SEEN_PER_BATCH) {
-            let rows: Vec<(i8, i64, i64)> =
-                chunk.iter().map(|h| (k, *start, *h as i64)).collect();
+            let rows: Vec<(i8, i64, i64)> = chunk.iter().map(|h| (k, *start, *h as i64)).collect();
             writes.push(Box::pin(async move { c.batch(&q.seen_put, rows).await }));
         }
     }
@@ -360,9 +387,9 @@ impl Store for ScyllaStore {
     fn seen(&self, kind: EntityKind, start_ms: i64) -> Result<Vec<u64>, StoreError> {
         self.recover(kind)?;
         let (c, q) = (self.cluster.clone(), self.cql.clone());
-        let rows: Vec<(i64,)> = self.cluster.block(async move {
-            c.select(&q.seen_get, (kind_col(kind), start_ms)).await
-        })??;
+        let rows: Vec<(i64,)> = self
+            .cluster
+            .block(async move { c.select(&q.seen_get, (kind_col(kind), start_ms)).await })??;
         let mut out: Vec<u64> = rows.into_iter().map(|(h,)| h as u64).collect();
         out.sort_unstable();
         Ok(out)
@@ -371,9 +398,9 @@ impl Store for ScyllaStore {
     fn watermark(&self, kind: EntityKind) -> Result<Option<i64>, StoreError> {
         self.recover(kind)?;
         let (c, q, owner) = (self.cluster.clone(), self.cql.clone(), self.owner.clone());
-        let rows: Vec<(i64,)> = self.cluster.block(async move {
-            c.select(&q.watermark_get, (kind_col(kind), owner)).await
-        })??;
+        let rows: Vec<(i64,)> = self
+            .cluster
+            .block(async move { c.select(&q.watermark_get, (kind_col(kind), owner)).await })??;
         Ok(rows.first().map(|(w,)| *w))
     }
 
@@ -432,10 +459,12 @@ impl Store for ScyllaStore {
         let (c, q) = (self.cluster.clone(), self.cql.clone());
         let parts = self.cluster.block(async move {
             let (c, q) = (&c, &q);
-            let mut reads: Vec<Reading<'_, (String, i64, i64, Vec<u8>)>> = Vec::new();
+            let mut reads: Vec<Reading<'_, EntityRow>> = Vec::new();
             for b in 0..ENTITY_BUCKETS {
                 let row = (kind_col(kind), b);
-                reads.push(Box::pin(async move { c.select(&q.entity_bucket, row).await }));
+                reads.push(Box::pin(
+                    async move { c.select(&q.entity_bucket, row).await },
+                ));
             }
             try_join_all(reads).await
         })??;
@@ -524,9 +553,7 @@ async fn merge(
     }
     let watermark = match batch.watermark {
         Some(wm) => {
-            let have: Vec<(i64,)> = c
-                .select(&q.watermark_get, (k, owner.to_string()))
-                .await?;
+            let have: Vec<(i64,)> = c.select(&q.watermark_get, (k, owner.to_string())).await?;
             have.first().is_none_or(|(c,)| wm > *c).then_some(wm)
         }
         None => None,

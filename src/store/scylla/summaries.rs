@@ -41,6 +41,13 @@ impl ScyllaSummaries {
         }
     }
 
+    /// Every statement it runs (`prepare_all` checks them on a live cluster).
+    pub fn statements(&self) -> Vec<String> {
+        [&self.put, &self.latest, &self.within]
+            .map(|s| s.to_string())
+            .to_vec()
+    }
+
     fn key(entity: &EntityRef) -> (i8, String) {
         (entity.kind.tag() as i8, entity.id.clone())
     }
@@ -77,9 +84,9 @@ impl SummaryStore for ScyllaSummaries {
     ) -> Result<Option<Summary>, StoreError> {
         let (c, cql) = (self.cluster.clone(), self.within.clone());
         let (kind, id) = Self::key(entity);
-        let rows: Vec<(i64, String)> = self.cluster.block(async move {
-            c.select(&cql, (kind, id, from_ms, to_ms)).await
-        })??;
+        let rows: Vec<(i64, String)> = self
+            .cluster
+            .block(async move { c.select(&cql, (kind, id, from_ms, to_ms)).await })??;
         // Newest window end first; the first that starts in range.
         rows.iter()
             .find(|(from, _)| *from >= from_ms)
