@@ -8,7 +8,9 @@ mod nats;
 use bytes::Bytes;
 use starling::bus::jetstream::JetStreamBus;
 use starling::bus::memory::MemoryBus;
-use starling::bus::{merge::merge, Bus, ConsumerSpec, Filter, Outgoing, StreamName, Subject};
+use starling::bus::{
+    merge::merge, Bus, BusError, ConsumerSpec, Filter, Outgoing, StreamName, Subject,
+};
 use starling::config::BusConfig;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -233,6 +235,27 @@ async fn a_full_stream_makes_publishers_wait(bus: Arc<dyn Bus>, max_msgs: usize)
     assert!(blocked.await.expect("join").is_ok());
 }
 
+/// A publisher waits for room no longer than `bus.publish_timeout_ms`
+/// (300 ms here): then the publish fails and the caller can push back.
+async fn a_full_stream_fails_a_publish_after_the_timeout(bus: Arc<dyn Bus>, max_msgs: usize) {
+    let _c = bus
+        .consumer(spec("stuck", 5_000, 5))
+        .await
+        .expect("consumer");
+    publish_n(bus.as_ref(), max_msgs, "fill").await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        bus.publish(Subject::RawPosts, "one-more", Bytes::from("one-more")),
+    )
+    .await
+    .expect("the publish gave up by itself");
+    assert!(
+        matches!(r, Err(BusError::Timeout(_))),
+        "{:?}",
+        r.map(|a| a.seq)
+    );
+}
+
 /// Enriched copies reach the consumers of their shard, primaries reach the
 /// whole-post consumers, a merged handle reads several shards, and a
 /// message is dropped once every consumer it matches has acknowledged it.
@@ -360,6 +383,15 @@ fn memory(max_msgs: usize) -> Arc<dyn Bus> {
     }))
 }
 
+/// The publish patience of the timeout tests.
+fn impatient(max_msgs: usize) -> BusConfig {
+    BusConfig {
+        stream_max_msgs: max_msgs,
+        publish_timeout_ms: 300,
+        ..BusConfig::default()
+    }
+}
+
 #[tokio::test]
 async fn memory_duplicate_ids_are_stored_once() {
     duplicate_ids_are_stored_once(memory(1_000)).await;
@@ -398,6 +430,12 @@ async fn memory_consumers_share_one_decoding() {
 #[tokio::test]
 async fn memory_back_pressure() {
     a_full_stream_makes_publishers_wait(memory(50), 50).await;
+}
+
+#[tokio::test]
+async fn memory_publish_timeout() {
+    let bus = Arc::new(MemoryBus::new(&impatient(20)));
+    a_full_stream_fails_a_publish_after_the_timeout(bus, 20).await;
 }
 
 async fn jetstream(server: &nats::NatsServer, max_msgs: usize) -> Arc<dyn Bus> {
@@ -455,6 +493,15 @@ async fn jetstream_dead_letters() {
 async fn jetstream_back_pressure() {
     let server = nats::NatsServer::start();
     a_full_stream_makes_publishers_wait(jetstream(&server, 50).await, 50).await;
+}
+
+#[tokio::test]
+async fn jetstream_publish_timeout() {
+    let server = nats::NatsServer::start();
+    let bus = JetStreamBus::connect(&server.url, &impatient(20))
+        .await
+        .expect("connect to nats-server");
+    a_full_stream_fails_a_publish_after_the_timeout(Arc::new(bus), 20).await;
 }
 
 #[tokio::test]

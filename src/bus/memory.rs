@@ -64,6 +64,8 @@ impl Kept {
 struct Stream {
     name: StreamName,
     max_msgs: usize,
+    /// How long a publish waits for room in a full stream (`bus.publish_timeout_ms`).
+    publish_timeout: Duration,
     duplicate_window: Duration,
     state: Mutex<StreamState>,
     changed: Notify,
@@ -117,6 +119,7 @@ impl MemoryBus {
                 let stream = Stream {
                     name,
                     max_msgs: cfg.stream_max_msgs,
+                    publish_timeout: Duration::from_millis(cfg.publish_timeout_ms),
                     duplicate_window: Duration::from_secs(cfg.duplicate_window_s),
                     state: Mutex::new(StreamState {
                         next_seq: 1,
@@ -252,6 +255,7 @@ impl Bus for MemoryBus {
         payload: Bytes,
     ) -> Result<PublishAck, BusError> {
         let stream = self.stream(subject.stream());
+        let deadline = tokio::time::Instant::now() + stream.publish_timeout;
         loop {
             if self.inner.is_closed() {
                 return Err(BusError::Closed);
@@ -292,9 +296,12 @@ impl Bus for MemoryBus {
                     });
                 }
             }
-            // Full: wait for consumers to acknowledge (back-pressure).
+            // Full: wait for consumers to acknowledge (back-pressure), as
+            // long as the broker's publishers would.
             crate::telemetry::metrics::BUS_PUBLISH_WAITS.inc();
-            notified.await;
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(BusError::Timeout(stream.publish_timeout));
+            }
         }
     }
 

@@ -33,13 +33,38 @@ pub enum StoreError {
     Corrupt { key: String, message: String },
     /// A ScyllaDB request failed (after its retries).
     #[error("scylla: {what}: {message}")]
-    Scylla { what: String, message: String },
+    Scylla {
+        /// The statement or step.
+        what: String,
+        /// The driver's error.
+        message: String,
+        /// Whether it was a failure that may pass (overloaded, timed out,
+        /// unavailable, unreachable) rather than a wrong request or schema.
+        transient: bool,
+    },
+    /// The ScyllaDB keyspace lacks this build's schema.
+    #[error("scylla schema: {0}")]
+    Schema(String),
     /// The data directory could not be prepared.
     #[error("data directory {path}: {source}")]
     Dir {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// Whether the store may answer if asked again later (ScyllaDB
+    /// overloaded, timed out, unreachable): an outage, not a wrong request.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Scylla {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// A [`StoreError::Corrupt`] for the value under `key`.
@@ -159,4 +184,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything committed durable on disk.
     fn sync(&self) -> Result<(), StoreError>;
+
+    /// Since when (ms since the epoch) the store has been failing, if it is
+    /// now: its requests fail and no later one has succeeded.
+    fn failing_since(&self) -> Option<i64> {
+        None
+    }
 }

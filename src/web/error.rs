@@ -126,7 +126,11 @@ impl ResponseError for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        if e.is_transient() {
+            ApiError::Unavailable(format!("the store is unavailable: {e}"))
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 }
 

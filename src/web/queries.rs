@@ -121,6 +121,11 @@ pub struct EntityView {
     /// The latest summary (single-entity lookups only, once one is written).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<crate::summary::model::Summary>,
+    /// Set only when the store is failing and this answer comes from the
+    /// cache: when the store began to fail (RFC 3339). Anything written
+    /// since may be missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<String>,
 }
 
 /// An entity from the hot cache alone: never touches the store, so it can
@@ -140,8 +145,22 @@ pub fn entity(
     if let Some(hit) = entity_cached(cache, kind, id) {
         return Ok(Some(hit));
     }
-    let Some(record) = store.entity(kind, id)? else {
-        return Ok(None);
+    let record = match store.entity(kind, id) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(None),
+        // An outage: what the cache last held, marked stale, rather than an error.
+        Err(e) if e.is_transient() => {
+            let Some(old) = cache.get_any(kind, id) else {
+                return Err(e.into());
+            };
+            let mut view = view_of(kind, id, &old);
+            let since = store
+                .failing_since()
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+            view.stale_since = Some(rfc3339(since));
+            return Ok(Some(view));
+        }
+        Err(e) => return Err(e.into()),
     };
     let mut latest = EntityLatest {
         record,
@@ -174,6 +193,7 @@ fn view_of(kind: EntityKind, id: &str, latest: &EntityLatest) -> EntityView {
             h1: view(Resolution::Hour),
         },
         summary: None,
+        stale_since: None,
     }
 }
 
@@ -187,6 +207,7 @@ pub fn empty_overall() -> EntityView {
         totals: WindowMetrics::default().view(),
         latest: LatestWindows::default(),
         summary: None,
+        stale_since: None,
     }
 }
 

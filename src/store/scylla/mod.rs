@@ -12,8 +12,9 @@
 //! - is retried, when idempotent, on overload, timeouts, unavailability and
 //!   broken connections, `retries` times with exponential back-off; a
 //!   non-idempotent one (a lightweight transaction) is never retried;
-//! - counts its failures: [`Cluster::health`] says whether the last request
-//!   failed, which lookups served from the hot cache report as staleness.
+//! - counts its failures: [`Cluster::health`] says since when requests
+//!   have been failing, which lookups answered from the hot cache during
+//!   an outage report as `stale_since`.
 
 pub mod schema;
 pub mod series;
@@ -61,7 +62,23 @@ pub fn open(
     config: &crate::config::Config,
 ) -> Result<(series::ScyllaStore, summaries::ScyllaSummaries), StoreError> {
     let cluster = Cluster::connect(&config.store.scylla)?;
-    schema::check(&cluster)?;
+    match schema::check(&cluster) {
+        Ok(()) => {}
+        // The cluster answers but cannot serve now: start, and let writes
+        // wait for it (the pipeline holds its messages meanwhile).
+        Err(
+            e @ StoreError::Scylla {
+                transient: true, ..
+            },
+        ) => tracing::warn!(error = %e, "cannot check the schema now; starting anyway"),
+        Err(StoreError::Scylla { message, .. }) => {
+            return Err(StoreError::Schema(format!(
+                "keyspace {} is not usable ({message}): run `starling migrate`",
+                config.store.scylla.keyspace
+            )))
+        }
+        Err(e) => return Err(e),
+    }
     Ok((
         series::ScyllaStore::new(cluster.clone(), &config.store, &config.owned_shards()),
         summaries::ScyllaSummaries::new(cluster),
@@ -107,8 +124,8 @@ pub enum Access {
 pub struct Health {
     /// Requests that failed since the last one that succeeded.
     pub consecutive_failures: u64,
-    /// When the last request failed (ms since the epoch), if one did.
-    pub last_failure_ms: Option<i64>,
+    /// When the first of those failed (ms since the epoch).
+    pub failing_since_ms: Option<i64>,
 }
 
 impl Health {
@@ -129,7 +146,7 @@ pub struct Cluster {
     read: Consistency,
     write: Consistency,
     failures: AtomicU64,
-    last_failure_ms: AtomicI64,
+    failing_since_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -152,9 +169,14 @@ impl Drop for Cluster {
 
 /// A failure of one request, with the statement it ran.
 fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
+    failure(what, e, false)
+}
+
+fn failure(what: &str, e: impl std::fmt::Display, transient: bool) -> StoreError {
     StoreError::Scylla {
         what: what.chars().take(120).collect(),
         message: e.to_string(),
+        transient,
     }
 }
 
@@ -167,6 +189,10 @@ pub(crate) enum Attempt {
     /// A page of a long read failed.
     #[error(transparent)]
     Page(#[from] RequestError),
+    /// No answer within `request_timeout_ms` (this side's bound, which also
+    /// covers preparing and paging).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
     /// Anything else (type mismatch, undecodable row): not retried.
     #[error("{0}")]
     Other(String),
@@ -194,6 +220,7 @@ impl Attempt {
                 RequestError::LastAttemptError(a) => transient(a),
                 _ => false,
             },
+            Attempt::Timeout(_) => true,
             Attempt::Other(_) => false,
         }
     }
@@ -271,8 +298,14 @@ impl Cluster {
             builder = builder.prefer_datacenter(cfg.datacenter.clone());
         }
         let nodes = cfg.nodes.join(",");
-        let session = block_on(&handle, async move { builder.build().await })?
-            .map_err(|e| failed(&format!("connecting to {nodes}"), e))?;
+        // The driver retries a silent node for ever: bound the whole connect.
+        let bound = Duration::from_millis(cfg.connect_timeout_ms + cfg.request_timeout_ms);
+        let what = format!("connecting to {nodes}");
+        let session = block_on(&handle, async move {
+            tokio::time::timeout(bound, builder.build()).await
+        })?
+        .map_err(|_| failure(&what, format!("no session within {bound:?}"), true))?
+        .map_err(|e| failure(&what, e, true))?;
         Ok(Arc::new(Cluster {
             runtime: Mutex::new(Some(runtime)),
             handle,
@@ -283,7 +316,7 @@ impl Cluster {
             read,
             write,
             failures: AtomicU64::new(0),
-            last_failure_ms: AtomicI64::new(0),
+            failing_since_ms: AtomicI64::new(0),
         }))
     }
 
@@ -299,10 +332,11 @@ impl Cluster {
 
     /// What the last requests say about the store.
     pub fn health(&self) -> Health {
-        let last = self.last_failure_ms.load(Ordering::Relaxed);
+        let failures = self.failures.load(Ordering::Relaxed);
+        let since = self.failing_since_ms.load(Ordering::Relaxed);
         Health {
-            consecutive_failures: self.failures.load(Ordering::Relaxed),
-            last_failure_ms: (last != 0).then_some(last),
+            consecutive_failures: failures,
+            failing_since_ms: (failures > 0 && since != 0).then_some(since),
         }
     }
 
@@ -310,9 +344,10 @@ impl Cluster {
         if ok {
             self.failures.store(0, Ordering::Relaxed);
         } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            self.last_failure_ms
-                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+            if self.failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                self.failing_since_ms
+                    .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+            }
             metrics::SCYLLA_FAILURES.inc();
         }
     }
@@ -367,8 +402,12 @@ impl Cluster {
         let mut backoff = Duration::from_millis(self.cfg.retry_backoff_ms);
         let cap = backoff * 32;
         let mut tries = 0;
+        let timeout = Duration::from_millis(self.cfg.request_timeout_ms);
         loop {
-            match attempt(self.session.clone()).await {
+            let outcome = tokio::time::timeout(timeout, attempt(self.session.clone()))
+                .await
+                .unwrap_or(Err(Attempt::Timeout(timeout)));
+            match outcome {
                 Ok(v) => {
                     self.note(true);
                     return Ok(v);
@@ -383,7 +422,7 @@ impl Cluster {
                 Err(e) => {
                     self.note(false);
                     tracing::warn!(statement = what, error = %e, tries, "scylla request failed");
-                    return Err(failed(what, e));
+                    return Err(failure(what, &e, e.transient()));
                 }
             }
         }

@@ -304,20 +304,14 @@ pub fn check(cluster: &Arc<Cluster>) -> Result<(), StoreError> {
     })??;
     match rows.first() {
         Some((v,)) if *v == VERSION => Ok(()),
-        Some((v,)) => Err(StoreError::Scylla {
-            what: "schema".into(),
-            message: format!(
-                "keyspace {} has schema version {v}, this build needs {VERSION}: run `starling migrate`",
-                cluster.config().keyspace
-            ),
-        }),
-        None => Err(StoreError::Scylla {
-            what: "schema".into(),
-            message: format!(
-                "keyspace {} has no schema: run `starling migrate`",
-                cluster.config().keyspace
-            ),
-        }),
+        Some((v,)) => Err(StoreError::Schema(format!(
+            "keyspace {} has schema version {v}, this build needs {VERSION}: run `starling migrate`",
+            cluster.config().keyspace
+        ))),
+        None => Err(StoreError::Schema(format!(
+            "keyspace {} has no schema: run `starling migrate`",
+            cluster.config().keyspace
+        ))),
     }
 }
 

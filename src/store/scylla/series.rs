@@ -488,6 +488,10 @@ impl Store for ScyllaStore {
         // A write returned only once `write_consistency` replicas had it.
         Ok(())
     }
+
+    fn failing_since(&self) -> Option<i64> {
+        self.cluster.health().failing_since_ms
+    }
 }
 
 /// Reads what `batch` merges into and returns the merged values.

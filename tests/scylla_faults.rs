@@ -1,0 +1,345 @@
+//! What the ScyllaDB store does when the cluster fails, without a cluster:
+//! `scylla-proxy` in dry mode stands in for a node (a real driver session
+//! connects to it on a 127.x address). It answers the connection handshake
+//! and then whatever error a test picks (overloaded, unavailable, invalid)
+//! or nothing at all; it cannot return rows, so what happens when the store
+//! comes back is left to the conformance suite on a live cluster.
+
+mod common;
+
+use bytes::Bytes;
+use common::{call, ingest, Starling};
+use scylla_proxy::{
+    Condition, Node, Proxy, Reaction, RequestFrame, RequestOpcode, RequestReaction, RequestRule,
+    ResponseFrame, ResponseOpcode,
+};
+use serde_json::json;
+use starling::config::Config;
+use starling::store::{Store, StoreError, WindowBatch};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the fake node does with requests after the handshake.
+#[derive(Clone, Copy)]
+enum Answer {
+    Overloaded,
+    Unavailable,
+    Invalid,
+    Nothing,
+}
+
+/// A dry-mode node on a runtime of its own (a test's own thread may block
+/// in the store's calls or on the starling process); gone when dropped.
+struct FakeNode {
+    addr: SocketAddr,
+    /// One message per PREPARE the node received.
+    prepares: mpsc::UnboundedReceiver<()>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl FakeNode {
+    /// PREPAREs received since the last call.
+    fn prepares(&mut self) -> usize {
+        let mut n = 0;
+        while self.prepares.try_recv().is_ok() {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// An address of its own on the loopback network (127.x.y.z:9042).
+fn loopback() -> SocketAddr {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let ip = std::net::Ipv4Addr::new(
+        127,
+        (pid % 200 + 20) as u8,
+        (pid / 200 % 250) as u8,
+        n as u8,
+    );
+    SocketAddr::new(ip.into(), 9042)
+}
+
+/// A node that answers the handshake, then every other request with
+/// `answer`.
+fn fake_node(answer: Answer) -> FakeNode {
+    let addr = loopback();
+    let reply = |op: ResponseOpcode, body: &'static [u8]| {
+        RequestReaction::forge_response(Arc::new(move |RequestFrame { params, .. }| {
+            ResponseFrame::new(params.for_response(), op, Bytes::from_static(body))
+        }))
+    };
+    let error = match answer {
+        Answer::Unavailable => RequestReaction::forge().unavailable(),
+        Answer::Invalid => RequestReaction::forge().invalid(),
+        Answer::Overloaded | Answer::Nothing => RequestReaction::forge().overloaded(),
+    };
+    let (frames_tx, mut frames_rx) = mpsc::unbounded_channel();
+    // `Nothing` leaves the first statement of `migrate` unanswered; the
+    // driver's own metadata queries get errors (silence there would hold
+    // up connecting, which has its own bound).
+    let silent = Condition::RequestOpcode(RequestOpcode::Prepare).and(
+        Condition::BodyContainsCaseSensitive(Box::new(*b"FROM system_schema.keyspaces")),
+    );
+    let rules = vec![
+        RequestRule(
+            match answer {
+                Answer::Nothing => silent,
+                _ => Condition::False,
+            },
+            RequestReaction::drop_frame(),
+        ),
+        // An empty SUPPORTED map, READY to STARTUP and REGISTER.
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Options),
+            reply(ResponseOpcode::Supported, &[0, 0]),
+        ),
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Startup),
+            reply(ResponseOpcode::Ready, &[]),
+        ),
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Register),
+            reply(ResponseOpcode::Ready, &[]),
+        ),
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Prepare),
+            error.clone().with_feedback_when_performed(frames_tx),
+        ),
+        RequestRule(Condition::True, error),
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (tx, prepares) = mpsc::unbounded_channel();
+    let (up_tx, up_rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let running = Proxy::new([Node::new_dry_mode(addr, Some(rules))])
+            .run()
+            .await;
+        let _ = up_tx.send(running.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        let _keep = running;
+        while frames_rx.recv().await.is_some() {
+            let _ = tx.send(());
+        }
+        std::future::pending::<()>().await;
+    });
+    up_rx
+        .recv()
+        .expect("proxy task")
+        .expect("fake node listening");
+    FakeNode {
+        addr,
+        prepares,
+        runtime: Some(runtime),
+    }
+}
+
+fn config(addr: SocketAddr, retries: u32) -> Config {
+    let mut c = Config::default();
+    c.store.scylla.nodes = vec![addr.to_string()];
+    c.store.scylla.retries = retries;
+    c.store.scylla.retry_backoff_ms = 20;
+    c.store.scylla.request_timeout_ms = 300;
+    c.store.scylla.connect_timeout_ms = 2_000;
+    c
+}
+
+/// Runs `migrate` against the node; how long it took.
+fn migrate(
+    node: &FakeNode,
+    retries: u32,
+    backoff_ms: u64,
+) -> (Result<Vec<String>, StoreError>, Duration) {
+    let mut c = config(node.addr, retries);
+    c.store.scylla.retry_backoff_ms = backoff_ms;
+    let t = Instant::now();
+    let r = starling::store::scylla::migrate(&c);
+    (r, t.elapsed())
+}
+
+#[test]
+fn overload_and_unavailability_are_retried_with_back_off_then_reported() {
+    for (answer, expected) in [
+        (Answer::Overloaded, "overloaded"),
+        (Answer::Unavailable, "not enough nodes are alive"),
+    ] {
+        let mut node = fake_node(answer);
+        let (once, _) = migrate(&node, 0, 20);
+        assert!(matches!(&once, Err(e) if e.is_transient()), "{once:?}");
+        let n0 = node.prepares();
+        let (thrice, took) = migrate(&node, 3, 20);
+        let n3 = node.prepares();
+        assert!(n3 > n0, "retried: {n3} PREPAREs against {n0}");
+        // Back-off 20 + 40 + 80 ms between the four attempts.
+        assert!(took >= Duration::from_millis(140), "{took:?}");
+        let e = thrice.expect_err("failed");
+        assert!(e.is_transient());
+        assert!(e.to_string().to_lowercase().contains(expected), "{e}");
+    }
+}
+
+#[test]
+fn a_request_the_node_rejects_is_not_retried() {
+    let node = fake_node(Answer::Invalid);
+    // A retry would first wait 2 s.
+    let (r, took) = migrate(&node, 3, 2_000);
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::Scylla {
+                transient: false,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_millis(1_500), "not retried: {took:?}");
+}
+
+#[test]
+fn an_unanswered_request_times_out_on_each_attempt() {
+    let node = fake_node(Answer::Nothing);
+    let (r, took) = migrate(&node, 1, 20);
+    let e = r.expect_err("no answer");
+    assert!(e.is_transient());
+    assert!(e.to_string().contains("no answer within 300ms"), "{e}");
+    // Two attempts of 300 ms and a 20 ms back-off; bounded, not hanging.
+    assert!(took >= Duration::from_millis(620), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn no_node_at_the_address_is_a_clear_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let e = starling::store::scylla::migrate(&config(addr, 0)).expect_err("nothing listens");
+    assert!(e.is_transient());
+    assert!(
+        e.to_string().contains(&format!("connecting to {addr}")),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_failing_store_opens_and_reports_since_when_it_fails() {
+    let node = fake_node(Answer::Overloaded);
+    // The schema cannot be checked now: the process starts anyway.
+    let (store, _) = starling::store::scylla::open(&config(node.addr, 1)).expect("opens");
+    let since = store.failing_since().expect("failing");
+    let batch = WindowBatch {
+        kind: Some(starling::domain::EntityKind::Project),
+        ..WindowBatch::default()
+    };
+    let e = store.apply(&batch).expect_err("cannot write");
+    assert!(e.is_transient(), "{e}");
+    assert_eq!(store.failing_since(), Some(since), "the outage's start");
+}
+
+fn post(i: usize) -> serde_json::Value {
+    json!({
+        "id": format!("down-{i}"),
+        "platform": "twitter",
+        "text": "$SOL is great today",
+        "author": {"id": format!("u{i}"), "handle": format!("user{i}")},
+        "created_at": chrono::Utc::now().to_rfc3339(),
+    })
+}
+
+/// Sum of a gauge or counter over its label sets whose labels contain `filter`.
+fn metric(text: &str, name: &str, filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[actix_rt::test]
+async fn with_the_store_down_the_pipeline_holds_its_posts_and_pushes_back() {
+    let fake = fake_node(Answer::Overloaded);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = fake.addr.to_string();
+    let s = Starling::start_with_env(
+        dir.path(),
+        &["--scylla", &node],
+        &[
+            ("STARLING_STORE__SCYLLA__RETRIES", "1"),
+            ("STARLING_STORE__SCYLLA__REQUEST_TIMEOUT_MS", "300"),
+            ("STARLING_BUS__STREAM_MAX_MSGS", "60"),
+            ("STARLING_BUS__PUBLISH_TIMEOUT_MS", "500"),
+        ],
+    );
+    ingest(&s, &(0..20).map(post).collect::<Vec<_>>()).await;
+    // Classified, but no aggregator commits: every post stays unacknowledged.
+    let held = |text: &str| {
+        metric(text, "starling_consumer_pending", "aggregate-project")
+            + metric(text, "starling_consumer_ack_pending", "aggregate-project")
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = common::client()
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .body()
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&text).into_owned();
+        if metric(&text, "starling_scylla_failures_total", "") > 0.0 && held(&text) >= 20.0 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "posts not held:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(held(&text), 20.0, "{text}");
+    assert_eq!(metric(&text, "starling_aggregated_total", ""), 0.0);
+    // Lookups say the store is unavailable (nothing was cached).
+    let (status, body) = call(&s, "GET", "/api/entities/project/SOL", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("store is unavailable")),
+        "{body}"
+    );
+    // The stream fills up: ingest pushes back instead of losing posts.
+    let mut refused = None;
+    for round in 0..10 {
+        let batch: Vec<_> = (100 + round * 20..120 + round * 20).map(post).collect();
+        let (status, body) = call(&s, "POST", "/api/ingest", Some(json!(batch))).await;
+        if status != 202 {
+            refused = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = refused.expect("ingest pushed back once the stream was full");
+    assert_eq!(status, 503, "{body}");
+    let (status, _) = call(&s, "GET", "/healthz", None).await;
+    assert_eq!(status, 200, "the process stays up");
+    let (status, body) = call(&s, "GET", "/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["problems"]
+            .to_string()
+            .contains("the store does not answer"),
+        "{body}"
+    );
+    s.kill_9();
+}
