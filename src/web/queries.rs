@@ -541,6 +541,88 @@ pub fn series(
 mod tests {
     use super::*;
 
+    use crate::store::{EntityRecord, StoreError};
+
+    /// A store in an outage: every read fails as ScyllaDB's do when the
+    /// cluster is overloaded (the fallback under test is this module's).
+    struct Down;
+
+    impl Store for Down {
+        fn apply(
+            &self,
+            _: &crate::store::WindowBatch,
+        ) -> Result<crate::store::Applied, StoreError> {
+            Err(Down::error())
+        }
+        fn seen(&self, _: EntityKind, _: i64) -> Result<Vec<u64>, StoreError> {
+            Err(Down::error())
+        }
+        fn watermark(&self, _: EntityKind) -> Result<Option<i64>, StoreError> {
+            Err(Down::error())
+        }
+        fn series(
+            &self,
+            _: EntityKind,
+            _: &str,
+            _: Resolution,
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<(i64, WindowMetrics)>, StoreError> {
+            Err(Down::error())
+        }
+        fn entity(&self, _: EntityKind, _: &str) -> Result<Option<EntityRecord>, StoreError> {
+            Err(Down::error())
+        }
+        fn entities(
+            &self,
+            _: EntityKind,
+            _: i64,
+        ) -> Result<Vec<(String, EntityRecord)>, StoreError> {
+            Err(Down::error())
+        }
+        fn expire(&self, _: i64) -> Result<usize, StoreError> {
+            Ok(0)
+        }
+        fn sync(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn failing_since(&self) -> Option<i64> {
+            Some(1_000)
+        }
+    }
+
+    impl Down {
+        fn error() -> StoreError {
+            StoreError::Scylla {
+                what: "SELECT".into(),
+                message: "overloaded".into(),
+                transient: true,
+            }
+        }
+    }
+
+    #[test]
+    fn an_outage_answers_from_the_cache_marked_stale_or_503() {
+        let cache = HotCache::with_ttl(10, std::time::Duration::ZERO);
+        let fresh = entity(&Down, &cache, EntityKind::Project, "SOL");
+        assert!(
+            matches!(&fresh, Err(ApiError::Unavailable(m)) if m.contains("store is unavailable")),
+            "nothing cached: {fresh:?}"
+        );
+        let mut latest = EntityLatest::default();
+        latest.record.totals.volume = 7;
+        cache.insert(EntityKind::Project, "SOL", latest);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let view = entity(&Down, &cache, EntityKind::Project, "SOL")
+            .expect("answered")
+            .expect("known");
+        assert_eq!(view.totals.volume, 7);
+        assert_eq!(
+            view.stale_since.as_deref(),
+            Some("1970-01-01T00:00:01.000Z")
+        );
+    }
+
     #[test]
     fn times_parse_as_rfc3339_or_unix_ms() {
         assert_eq!(parse_time("1000").ok(), Some(1000));
