@@ -106,16 +106,9 @@ pub async fn run(
         let store: Arc<dyn Store> = if config.store.scylla.enabled() {
             // Time series and summaries in ScyllaDB; alerts, webhooks and
             // the post archive stay in this process's data directory.
-            let scylla = &config.store.scylla;
-            tracing::info!(nodes = ?scylla.nodes, keyspace = %scylla.keyspace, "using ScyllaDB");
-            let c = config.clone();
-            let (series, stored) =
-                tokio::task::spawn_blocking(move || crate::store::scylla::open(&c))
-                    .await
-                    .context("opening ScyllaDB")?
-                    .with_context(|| format!("opening ScyllaDB at {}", scylla.nodes.join(",")))?;
-            summaries = Some(Arc::new(stored));
-            Arc::new(series)
+            let (series, stored) = open_scylla(&config).await?;
+            summaries = Some(stored);
+            series
         } else {
             summaries = Some(Arc::new(
                 EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
@@ -123,6 +116,13 @@ pub async fn run(
             Arc::new(embedded)
         };
         (Some(store), Some(Arc::new(archive)), Some(alerts))
+    } else if config.store.scylla.enabled() && config.runs(Role::Web) {
+        // A web-only process over the shared store: series, entities and
+        // summaries of every shard (no posts, alerts or webhooks: those
+        // stay with the aggregating processes).
+        let (series, stored) = open_scylla(&config).await?;
+        summaries = Some(stored);
+        (Some(series), None, None)
     } else {
         (None, None, None)
     };
@@ -283,6 +283,20 @@ pub async fn run(
     }
     tracing::info!("drained and stopped");
     Ok(())
+}
+
+/// The ScyllaDB stores of the time series and of the summaries.
+async fn open_scylla(
+    config: &Arc<Config>,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn SummaryStore>)> {
+    let scylla = &config.store.scylla;
+    tracing::info!(nodes = ?scylla.nodes, keyspace = %scylla.keyspace, "using ScyllaDB");
+    let c = config.clone();
+    let (series, summaries) = tokio::task::spawn_blocking(move || crate::store::scylla::open(&c))
+        .await
+        .context("opening ScyllaDB")?
+        .with_context(|| format!("opening ScyllaDB at {}", scylla.nodes.join(",")))?;
+    Ok((Arc::new(series), Arc::new(summaries)))
 }
 
 /// The hub, the store writer and one aggregator per windowed kind.

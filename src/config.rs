@@ -55,7 +55,8 @@ pub enum Role {
     /// Aggregators, the store writer, the hub and retention: owns the store.
     Aggregate,
     /// The REST and WebSocket API (reads the store: with the embedded store
-    /// it runs in the process that aggregates).
+    /// it runs in the process that aggregates; with ScyllaDB it may run
+    /// alone, answering series, entities and summaries of every shard).
     Web,
 }
 
@@ -1126,8 +1127,8 @@ impl Config {
         if !everything && self.bus.nats_url.is_empty() {
             return bad("running only some roles needs the JetStream bus (--nats URL): the in-process bus cannot reach other processes");
         }
-        if self.runs(Role::Web) && !self.runs(Role::Aggregate) {
-            return bad("the web role reads the embedded store, which only the aggregate process can open: run web and aggregate in one process");
+        if self.runs(Role::Web) && !self.runs(Role::Aggregate) && !self.store.scylla.enabled() {
+            return bad("the web role reads the embedded store, which only the aggregate process can open: run web and aggregate in one process (or share ScyllaDB: --scylla)");
         }
         if !(self.connectors.synthetic.rate.is_finite() && self.connectors.synthetic.rate >= 0.0) {
             return bad("connectors.synthetic.rate must be a number >= 0");

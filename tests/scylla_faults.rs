@@ -343,3 +343,24 @@ async fn with_the_store_down_the_pipeline_holds_its_posts_and_pushes_back() {
     );
     s.kill_9();
 }
+
+#[actix_rt::test]
+async fn a_web_only_process_reads_the_shared_store() {
+    let fake = fake_node(Answer::Overloaded);
+    let nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = fake.addr.to_string();
+    let s = Starling::start_with_env(
+        dir.path(),
+        &["--role", "web", "--nats", &nats.url, "--scylla", &node],
+        &[
+            ("STARLING_STORE__SCYLLA__RETRIES", "0"),
+            ("STARLING_STORE__SCYLLA__REQUEST_TIMEOUT_MS", "300"),
+        ],
+    );
+    // Its lookups go to ScyllaDB (here: down), not to an embedded store.
+    let (status, body) = call(&s, "GET", "/api/entities/project/SOL/series", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("store is unavailable"), "{body}");
+    s.stop();
+}
