@@ -165,32 +165,43 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
 
 /// The replication map the keyspace should have.
 pub fn replication(cfg: &crate::config::ScyllaConfig) -> Vec<(String, String)> {
-    let mut map = vec![(
-        "class".to_string(),
-        "org.apache.cassandra.locator.NetworkTopologyStrategy".to_string(),
-    )];
     let dc = if cfg.datacenter.is_empty() {
         "replication_factor".to_string()
     } else {
         cfg.datacenter.clone()
     };
-    map.push((dc, cfg.replication_factor.to_string()));
-    map
+    vec![
+        ("class".into(), "NetworkTopologyStrategy".into()),
+        (dc, cfg.replication_factor.to_string()),
+    ]
+}
+
+/// Whether a keyspace's replication map (from `system_schema.keyspaces`)
+/// is what the config asks for. ScyllaDB expands `'replication_factor': N`
+/// into one entry per data centre, so without a data centre every entry
+/// must be N.
+pub fn same_replication(
+    have: &std::collections::HashMap<String, String>,
+    cfg: &crate::config::ScyllaConfig,
+) -> bool {
+    let rf = cfg.replication_factor.to_string();
+    let nts = have
+        .get("class")
+        .is_some_and(|c| c.ends_with("NetworkTopologyStrategy"));
+    let factors: Vec<(&String, &String)> = have.iter().filter(|(k, _)| *k != "class").collect();
+    nts && !factors.is_empty()
+        && if cfg.datacenter.is_empty() {
+            factors.iter().all(|(_, v)| **v == rf)
+        } else {
+            factors.len() == 1 && have.get(&cfg.datacenter) == Some(&rf)
+        }
 }
 
 /// `CREATE KEYSPACE IF NOT EXISTS …` (or `ALTER KEYSPACE`).
 pub fn keyspace_statement(cfg: &crate::config::ScyllaConfig, alter: bool) -> String {
     let map: Vec<String> = replication(cfg)
         .iter()
-        .map(|(k, v)| {
-            let k = if k == "class" { "class" } else { k.as_str() };
-            let v = if k == "class" {
-                "NetworkTopologyStrategy"
-            } else {
-                v.as_str()
-            };
-            format!("'{k}': '{v}'")
-        })
+        .map(|(k, v)| format!("'{k}': '{v}'"))
         .collect();
     let verb = if alter {
         "ALTER KEYSPACE"
@@ -236,11 +247,7 @@ async fn migrate_async(
             report.push(format!("keyspace {ks}: created ({wanted:?})"));
         }
         Some((have,)) => {
-            let same = wanted.iter().all(|(k, v)| {
-                have.get(k)
-                    .is_some_and(|h| h == v || (k == "class" && h.ends_with(v)))
-            }) && have.len() == wanted.len();
-            if same {
+            if same_replication(have, &cfg.scylla) {
                 report.push(format!("keyspace {ks}: exists, replication unchanged"));
             } else {
                 c.ddl(&keyspace_statement(&cfg.scylla, true)).await?;
@@ -341,6 +348,37 @@ mod tests {
         let e = t.iter().find(|t| t.name == "entities").expect("table");
         assert!(!e.create("ks").contains("WITH"));
         assert_eq!(e.alter("ks"), None);
+    }
+
+    #[test]
+    fn replication_is_compared_as_scylladb_stores_it() {
+        let map = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let nts = "org.apache.cassandra.locator.NetworkTopologyStrategy";
+        let mut c = crate::config::ScyllaConfig::default();
+        // 'replication_factor': 3 comes back expanded per data centre.
+        assert!(same_replication(
+            &map(&[("class", nts), ("dc1", "3"), ("dc2", "3")]),
+            &c
+        ));
+        assert!(!same_replication(&map(&[("class", nts), ("dc1", "1")]), &c));
+        assert!(!same_replication(
+            &map(&[
+                ("class", "org.apache.cassandra.locator.SimpleStrategy"),
+                ("replication_factor", "3")
+            ]),
+            &c
+        ));
+        c.datacenter = "dc1".into();
+        assert!(same_replication(&map(&[("class", nts), ("dc1", "3")]), &c));
+        assert!(!same_replication(
+            &map(&[("class", nts), ("dc1", "3"), ("dc2", "3")]),
+            &c
+        ));
     }
 
     #[test]

@@ -36,6 +36,9 @@ use std::sync::Arc;
 /// hash of its id), so no partition holds every author.
 const ENTITY_BUCKETS: i32 = 32;
 
+/// Size of a batch's intent row above which a warning is logged.
+const LARGE_BATCH: usize = 4 << 20;
+
 /// Counted post ids per unlogged batch (one partition each).
 const SEEN_PER_BATCH: usize = 256;
 
@@ -350,6 +353,16 @@ impl Store for ScyllaStore {
         let result = self.cluster.block(async move {
             let outcome = merge(&c, &q, kind, &owner, &batch).await?;
             let blob = postcard::to_allocvec(&outcome).map_err(|e| corrupt(b"batch", e))?;
+            if blob.len() > LARGE_BATCH {
+                // ScyllaDB refuses a mutation over half a commit-log segment
+                // (16 MiB by default) and warns from 1 MiB.
+                tracing::warn!(
+                    ?kind,
+                    bytes = blob.len(),
+                    windows = outcome.windows.len(),
+                    "large window batch: flush more often (aggregation.flush_interval_ms)"
+                );
+            }
             c.execute(
                 &q.pending_put,
                 Access::Write,
