@@ -9,9 +9,10 @@
 //! - is a prepared statement (prepared once, on first use);
 //! - waits for one of `max_in_flight` permits first (back-pressure instead
 //!   of an unbounded queue of requests);
-//! - is retried, when idempotent, on overload, timeouts, unavailability and
-//!   broken connections, `retries` times with exponential back-off; a
-//!   non-idempotent one (a lightweight transaction) is never retried;
+//! - is idempotent (absolute values under deterministic keys, inserts of
+//!   post ids; no counters, no lightweight transactions), marked so for the
+//!   driver, and retried on overload, timeouts, unavailability and broken
+//!   connections, `retries` times with exponential back-off;
 //! - counts its failures: [`Cluster::health`] says since when requests
 //!   have been failing, which lookups answered from the hot cache during
 //!   an outage report as `stale_since`.
@@ -40,7 +41,7 @@ pub fn prepare_all(config: &crate::config::Config) -> Result<Vec<(String, String
     cluster.block(async move {
         let mut failed = Vec::new();
         for cql in statements {
-            if let Err(e) = c.prepare(&cql, Access::Read, true).await {
+            if let Err(e) = c.prepare(&cql, Access::Read).await {
                 failed.push((cql, e.to_string()));
             }
         }
@@ -360,18 +361,18 @@ impl Cluster {
         block_on(&self.handle, fut)
     }
 
-    /// The prepared form of `cql` (prepared on first use, with retries).
+    /// The prepared form of `cql` (prepared on first use, with retries),
+    /// marked idempotent.
     pub(crate) async fn prepare(
         self: &Arc<Self>,
         cql: &str,
         access: Access,
-        idempotent: bool,
     ) -> Result<PreparedStatement, StoreError> {
         if let Some(p) = self.prepared.lock().get(cql) {
             return Ok(p.clone());
         }
         let mut p = self
-            .retrying(cql, true, |s| {
+            .retrying(cql, |s| {
                 let cql = cql.to_string();
                 async move { Ok(s.prepare(cql).await.map_err(ExecutionError::from)?) }
             })
@@ -380,20 +381,15 @@ impl Cluster {
             Access::Read => self.read,
             Access::Write => self.write,
         });
-        p.set_is_idempotent(idempotent);
+        p.set_is_idempotent(true);
         p.set_page_size(self.cfg.page_size);
         self.prepared.lock().insert(cql.to_string(), p.clone());
         Ok(p)
     }
 
-    /// Runs `attempt` under a permit, retrying transient failures when
-    /// `idempotent`; records the outcome in [`Cluster::health`].
-    async fn retrying<T, F, Fut>(
-        self: &Arc<Self>,
-        what: &str,
-        idempotent: bool,
-        attempt: F,
-    ) -> Result<T, StoreError>
+    /// Runs `attempt` under a permit, retrying transient failures (every
+    /// request is idempotent); records the outcome in [`Cluster::health`].
+    async fn retrying<T, F, Fut>(self: &Arc<Self>, what: &str, attempt: F) -> Result<T, StoreError>
     where
         F: Fn(Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T, Attempt>>,
@@ -412,7 +408,7 @@ impl Cluster {
                     self.note(true);
                     return Ok(v);
                 }
-                Err(e) if idempotent && tries < self.cfg.retries && e.transient() => {
+                Err(e) if tries < self.cfg.retries && e.transient() => {
                     tries += 1;
                     metrics::SCYLLA_RETRIES.inc();
                     tracing::debug!(statement = what, error = %e, tries, "retrying");
@@ -436,11 +432,11 @@ impl Cluster {
         values: impl SerializeRow,
     ) -> Result<QueryResult, StoreError> {
         let bound = self
-            .prepare(cql, access, true)
+            .prepare(cql, access)
             .await?
             .bind(&values)
             .map_err(|e| failed(cql, e))?;
-        self.retrying(cql, true, |s| {
+        self.retrying(cql, |s| {
             let bound = bound.clone();
             async move { Ok(s.execute_bound_unpaged(&bound).await?) }
         })
@@ -454,7 +450,7 @@ impl Cluster {
         cql: &str,
         rows: Vec<V>,
     ) -> Result<(), StoreError> {
-        let stmt = self.prepare(cql, Access::Write, true).await?;
+        let stmt = self.prepare(cql, Access::Write).await?;
         let mut batch = Batch::new(BatchType::Unlogged);
         for _ in &rows {
             batch.append_statement(stmt.clone());
@@ -462,7 +458,7 @@ impl Cluster {
         batch.set_consistency(self.write);
         batch.set_is_idempotent(true);
         let (batch, rows) = (Arc::new(batch), Arc::new(rows));
-        self.retrying(cql, true, |s| {
+        self.retrying(cql, |s| {
             let (batch, rows) = (batch.clone(), rows.clone());
             async move { Ok(s.batch(&batch, rows.as_slice()).await.map(|_| ())?) }
         })
@@ -479,11 +475,11 @@ impl Cluster {
         R: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
     {
         let bound = self
-            .prepare(cql, Access::Read, true)
+            .prepare(cql, Access::Read)
             .await?
             .bind(&values)
             .map_err(|e| failed(cql, e))?;
-        self.retrying(cql, true, |s| {
+        self.retrying(cql, |s| {
             let bound = bound.clone();
             async move {
                 let pager = s.execute_bound_iter(bound).await?;
@@ -498,7 +494,7 @@ impl Cluster {
 
     /// Runs a statement once, unprepared (schema changes in `migrate`).
     pub(crate) async fn ddl(self: &Arc<Self>, cql: &str) -> Result<(), StoreError> {
-        self.retrying(cql, true, |s| {
+        self.retrying(cql, |s| {
             let cql = cql.to_string();
             async move { Ok(s.query_unpaged(cql, ()).await.map(|_| ())?) }
         })
