@@ -2,8 +2,10 @@
 //! `scylla-proxy` in dry mode stands in for a node (a real driver session
 //! connects to it on a 127.x address). It answers the connection handshake
 //! and then whatever error a test picks (overloaded, unavailable, invalid)
-//! or nothing at all; it cannot return rows, so what happens when the store
-//! comes back is left to the conformance suite on a live cluster.
+//! or nothing at all. For the return of the store, [`switchable_node`]
+//! forges success: it prepares Starling's statements, acknowledges writes
+//! and answers reads with no rows. It keeps nothing, so what is read back
+//! after a write is left to the conformance suite on a live cluster.
 
 mod common;
 
@@ -17,7 +19,7 @@ use serde_json::json;
 use starling::config::Config;
 use starling::store::{Store, StoreError, WindowBatch};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -87,7 +89,7 @@ fn fake_node(answer: Answer) -> FakeNode {
         Answer::Invalid => RequestReaction::forge().invalid(),
         Answer::Overloaded | Answer::Nothing => RequestReaction::forge().overloaded(),
     };
-    let (frames_tx, mut frames_rx) = mpsc::unbounded_channel();
+    let (frames_tx, frames_rx) = mpsc::unbounded_channel();
     // `Nothing` leaves the first statement of `migrate` unanswered; the
     // driver's own metadata queries get errors (silence there would hold
     // up connecting, which has its own bound).
@@ -121,6 +123,16 @@ fn fake_node(answer: Answer) -> FakeNode {
         ),
         RequestRule(Condition::True, error),
     ];
+    serve(addr, rules, frames_rx)
+}
+
+/// Runs a dry-mode node with `rules` at `addr` on a runtime of its own;
+/// `frames` (the PREPAREs reported by the rules) are counted.
+fn serve(
+    addr: SocketAddr,
+    rules: Vec<RequestRule>,
+    mut frames: mpsc::UnboundedReceiver<(RequestFrame, Option<scylla_proxy::TargetShard>)>,
+) -> FakeNode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -134,7 +146,7 @@ fn fake_node(answer: Answer) -> FakeNode {
             .await;
         let _ = up_tx.send(running.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         let _keep = running;
-        while frames_rx.recv().await.is_some() {
+        while frames.recv().await.is_some() {
             let _ = tx.send(());
         }
         std::future::pending::<()>().await;
@@ -362,5 +374,290 @@ async fn a_web_only_process_reads_the_shared_store() {
     let (status, body) = call(&s, "GET", "/api/entities/project/SOL/series", None).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.to_string().contains("store is unavailable"), "{body}");
+    s.stop();
+}
+
+/// A node that, while `up` is false, answers every statement "overloaded"
+/// and, while it is true, prepares Starling's statements (their column
+/// types from the schema `migrate` creates), acknowledges every write and
+/// answers every read with no rows, except the schema version.
+fn switchable_node(up: Arc<AtomicBool>) -> FakeNode {
+    let addr = loopback();
+    let reply = |op: ResponseOpcode, body: &'static [u8]| {
+        RequestReaction::forge_response(Arc::new(move |RequestFrame { params, .. }| {
+            ResponseFrame::new(params.for_response(), op, Bytes::from_static(body))
+        }))
+    };
+    let prepared: Arc<parking_lot::Mutex<Vec<cql::Statement>>> = Arc::default();
+    let answer = RequestReaction::forge_response(Arc::new(move |frame: RequestFrame| {
+        let body = if up.load(Ordering::SeqCst) {
+            cql::answer(&frame, &prepared)
+        } else {
+            None
+        };
+        match body {
+            Some(b) => ResponseFrame::new(frame.params.for_response(), ResponseOpcode::Result, b),
+            None => ResponseFrame::new(
+                frame.params.for_response(),
+                ResponseOpcode::Error,
+                cql::overloaded(),
+            ),
+        }
+    }));
+    let (_frames_tx, frames_rx) = mpsc::unbounded_channel();
+    let rules = vec![
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Options),
+            reply(ResponseOpcode::Supported, &[0, 0]),
+        ),
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Startup),
+            reply(ResponseOpcode::Ready, &[]),
+        ),
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Register),
+            reply(ResponseOpcode::Ready, &[]),
+        ),
+        // The driver's own metadata queries (unprepared) fail: it goes on
+        // with the contact point alone.
+        RequestRule(
+            Condition::RequestOpcode(RequestOpcode::Query),
+            RequestReaction::forge().overloaded(),
+        ),
+        RequestRule(Condition::True, answer),
+    ];
+    serve(addr, rules, frames_rx)
+}
+
+/// Just enough of the CQL binary protocol (v4) to answer Starling's own
+/// prepared statements.
+mod cql {
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use scylla_proxy::{RequestFrame, RequestOpcode};
+
+    /// A statement prepared by the fake node.
+    #[derive(Debug, Clone)]
+    pub struct Statement {
+        table: String,
+        bind: Vec<(String, u16)>,
+        result: Vec<(String, u16)>,
+    }
+
+    fn type_id(cql_type: &str) -> Option<u16> {
+        Some(match cql_type {
+            "bigint" => 0x0002,
+            "blob" => 0x0003,
+            "int" => 0x0009,
+            "text" => 0x000D,
+            "tinyint" => 0x0014,
+            _ => return None,
+        })
+    }
+
+    /// Column types of `table`, from the schema `migrate` creates.
+    fn column(table: &str, name: &str) -> Option<u16> {
+        let cfg = starling::config::StoreConfig::default();
+        let t = starling::store::scylla::schema::tables(&cfg, 30)
+            .into_iter()
+            .find(|t| t.name == table)?;
+        t.body.split(',').find_map(|col| {
+            let mut words = col.split_whitespace();
+            (words.next()? == name).then_some(())?;
+            type_id(words.next()?)
+        })
+    }
+
+    fn parse(query: &str) -> Option<Statement> {
+        let names =
+            |list: &str| -> Vec<String> { list.split(',').map(|c| c.trim().to_string()).collect() };
+        let conditions = |clause: &str| -> Vec<String> {
+            clause
+                .split(" LIMIT")
+                .next()
+                .unwrap_or("")
+                .split(" AND ")
+                .filter_map(|c| c.split_whitespace().next().map(str::to_string))
+                .collect()
+        };
+        let (table, bind, result) = if let Some(rest) = query.strip_prefix("INSERT INTO ") {
+            let (table, rest) = rest.split_once(" (")?;
+            let (cols, _) = rest.split_once(')')?;
+            (table, names(cols), vec![])
+        } else if let Some(rest) = query.strip_prefix("SELECT ") {
+            let (cols, rest) = rest.split_once(" FROM ")?;
+            let (table, clause) = rest.split_once(" WHERE ")?;
+            (table, conditions(clause), names(cols))
+        } else if let Some(rest) = query.strip_prefix("DELETE FROM ") {
+            let (table, clause) = rest.split_once(" WHERE ")?;
+            (table, conditions(clause), vec![])
+        } else {
+            return None;
+        };
+        let table = table.rsplit('.').next()?.to_string();
+        let typed = |cols: Vec<String>| -> Option<Vec<(String, u16)>> {
+            cols.into_iter()
+                .map(|c| column(&table, &c).map(|t| (c, t)))
+                .collect()
+        };
+        Some(Statement {
+            bind: typed(bind)?,
+            result: typed(result)?,
+            table,
+        })
+    }
+
+    fn string(b: &mut BytesMut, s: &str) {
+        b.put_u16(s.len() as u16);
+        b.put_slice(s.as_bytes());
+    }
+
+    fn columns(b: &mut BytesMut, table: &str, cols: &[(String, u16)]) {
+        b.put_i32(if cols.is_empty() { 0 } else { 1 }); // global table spec
+        b.put_i32(cols.len() as i32);
+        b.put_i32(0); // no partition key indexes: no token-aware routing
+        if !cols.is_empty() {
+            string(b, "ks");
+            string(b, table);
+        }
+        for (name, t) in cols {
+            string(b, name);
+            b.put_u16(*t);
+        }
+    }
+
+    /// The body of an ERROR "overloaded".
+    pub fn overloaded() -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i32(0x1001);
+        string(&mut b, "fake node down");
+        b.freeze()
+    }
+
+    /// The RESULT body answering `frame`, or `None` for an error.
+    pub fn answer(
+        frame: &RequestFrame,
+        prepared: &parking_lot::Mutex<Vec<Statement>>,
+    ) -> Option<Bytes> {
+        let mut body = frame.body.clone();
+        let mut b = BytesMut::new();
+        match frame.opcode {
+            RequestOpcode::Prepare => {
+                let len = usize::try_from(body.get_i32()).ok()?;
+                let query = std::str::from_utf8(body.get(..len)?).ok()?.to_string();
+                let st = parse(&query)?;
+                let mut all = prepared.lock();
+                let id = all.len() as u32;
+                b.put_i32(0x0004);
+                b.put_u16(4);
+                b.put_u32(id);
+                columns(&mut b, &st.table, &st.bind);
+                // Result metadata: no partition key part.
+                let mut result = BytesMut::new();
+                columns(&mut result, &st.table, &st.result);
+                let mut result = result.freeze();
+                let flags = result.get_i32();
+                let count = result.get_i32();
+                let _pk = result.get_i32();
+                b.put_i32(if st.result.is_empty() { 0x0004 } else { flags });
+                b.put_i32(count);
+                b.put_slice(&result);
+                all.push(st);
+            }
+            RequestOpcode::Execute => {
+                let len = usize::from(body.get_u16());
+                let id = u32::from_be_bytes(body.get(..len)?.try_into().ok()?);
+                let st = prepared.lock().get(id as usize)?.clone();
+                if st.result.is_empty() {
+                    b.put_i32(0x0001); // void
+                } else {
+                    b.put_i32(0x0002); // rows, with their metadata
+                    b.put_i32(0x0001); // global table spec
+                    b.put_i32(st.result.len() as i32);
+                    string(&mut b, "ks");
+                    string(&mut b, &st.table);
+                    for (name, t) in &st.result {
+                        string(&mut b, name);
+                        b.put_u16(*t);
+                    }
+                    if st.table == "schema_version" {
+                        b.put_i32(1);
+                        b.put_i32(4);
+                        b.put_i32(starling::store::scylla::schema::VERSION);
+                    } else {
+                        b.put_i32(0);
+                    }
+                }
+            }
+            RequestOpcode::Batch => b.put_i32(0x0001),
+            _ => return None,
+        }
+        Some(b.freeze())
+    }
+}
+
+#[actix_rt::test]
+async fn posts_held_through_a_store_outage_are_committed_when_it_returns() {
+    let up = Arc::new(AtomicBool::new(false));
+    let fake = switchable_node(up.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = fake.addr.to_string();
+    let s = Starling::start_with_env(
+        dir.path(),
+        &["--scylla", &node],
+        &[
+            ("STARLING_STORE__SCYLLA__RETRIES", "1"),
+            ("STARLING_STORE__SCYLLA__REQUEST_TIMEOUT_MS", "300"),
+            // Lookups answer from what the store writer committed (the
+            // fake node's reads return nothing).
+            ("STARLING_STORE__SCYLLA__CACHE_TTL_MS", "600000"),
+        ],
+    );
+    ingest(&s, &(0..20).map(post).collect::<Vec<_>>()).await;
+    let metrics = || async {
+        let body = common::client()
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .body()
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    let held = |text: &str| {
+        metric(text, "starling_consumer_pending", "aggregate-")
+            + metric(text, "starling_consumer_ack_pending", "aggregate-")
+    };
+    // Down: every post is held.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = metrics().await;
+        if metric(&text, "starling_consumer_pending", "aggregate-project")
+            + metric(&text, "starling_consumer_ack_pending", "aggregate-project")
+            >= 20.0
+            && metric(&text, "starling_scylla_failures_total", "") > 0.0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "posts not held:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Up again: the aggregators restart, take their posts again and commit.
+    up.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = metrics().await;
+        if held(&text) == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "posts never committed:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // What the store writer committed (the fake node keeps nothing, so this
+    // is one commit holding all 20 posts, not a sum read back).
+    let (status, body) = call(&s, "GET", "/api/entities/project/SOL", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["volume"], 20, "every held post: {body}");
+    assert!(body.get("stale_since").is_none(), "{body}");
     s.stop();
 }
