@@ -75,36 +75,15 @@ fn loopback() -> SocketAddr {
     SocketAddr::new(ip.into(), 9042)
 }
 
-/// A node that answers the handshake, then every other request with
-/// `answer`.
-fn fake_node(answer: Answer) -> FakeNode {
-    let addr = loopback();
+/// The connection handshake: an empty SUPPORTED map, READY to STARTUP and
+/// REGISTER.
+fn handshake() -> Vec<RequestRule> {
     let reply = |op: ResponseOpcode, body: &'static [u8]| {
         RequestReaction::forge_response(Arc::new(move |RequestFrame { params, .. }| {
             ResponseFrame::new(params.for_response(), op, Bytes::from_static(body))
         }))
     };
-    let error = match answer {
-        Answer::Unavailable => RequestReaction::forge().unavailable(),
-        Answer::Invalid => RequestReaction::forge().invalid(),
-        Answer::Overloaded | Answer::Nothing => RequestReaction::forge().overloaded(),
-    };
-    let (frames_tx, frames_rx) = mpsc::unbounded_channel();
-    // `Nothing` leaves the first statement of `migrate` unanswered; the
-    // driver's own metadata queries get errors (silence there would hold
-    // up connecting, which has its own bound).
-    let silent = Condition::RequestOpcode(RequestOpcode::Prepare).and(
-        Condition::BodyContainsCaseSensitive(Box::new(*b"FROM system_schema.keyspaces")),
-    );
-    let rules = vec![
-        RequestRule(
-            match answer {
-                Answer::Nothing => silent,
-                _ => Condition::False,
-            },
-            RequestReaction::drop_frame(),
-        ),
-        // An empty SUPPORTED map, READY to STARTUP and REGISTER.
+    vec![
         RequestRule(
             Condition::RequestOpcode(RequestOpcode::Options),
             reply(ResponseOpcode::Supported, &[0, 0]),
@@ -117,12 +96,40 @@ fn fake_node(answer: Answer) -> FakeNode {
             Condition::RequestOpcode(RequestOpcode::Register),
             reply(ResponseOpcode::Ready, &[]),
         ),
+    ]
+}
+
+/// A node that answers the handshake, then every other request with
+/// `answer`.
+fn fake_node(answer: Answer) -> FakeNode {
+    let addr = loopback();
+    let error = match answer {
+        Answer::Unavailable => RequestReaction::forge().unavailable(),
+        Answer::Invalid => RequestReaction::forge().invalid(),
+        Answer::Overloaded | Answer::Nothing => RequestReaction::forge().overloaded(),
+    };
+    let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+    // `Nothing` leaves the first statement of `migrate` unanswered; the
+    // driver's own metadata queries get errors (silence there would hold
+    // up connecting, which has its own bound).
+    let silent = Condition::RequestOpcode(RequestOpcode::Prepare).and(
+        Condition::BodyContainsCaseSensitive(Box::new(*b"FROM system_schema.keyspaces")),
+    );
+    let mut rules = handshake();
+    rules.extend([
+        RequestRule(
+            match answer {
+                Answer::Nothing => silent,
+                _ => Condition::False,
+            },
+            RequestReaction::drop_frame(),
+        ),
         RequestRule(
             Condition::RequestOpcode(RequestOpcode::Prepare),
             error.clone().with_feedback_when_performed(frames_tx),
         ),
         RequestRule(Condition::True, error),
-    ];
+    ]);
     serve(addr, rules, frames_rx)
 }
 
@@ -383,11 +390,6 @@ async fn a_web_only_process_reads_the_shared_store() {
 /// answers every read with no rows, except the schema version.
 fn switchable_node(up: Arc<AtomicBool>) -> FakeNode {
     let addr = loopback();
-    let reply = |op: ResponseOpcode, body: &'static [u8]| {
-        RequestReaction::forge_response(Arc::new(move |RequestFrame { params, .. }| {
-            ResponseFrame::new(params.for_response(), op, Bytes::from_static(body))
-        }))
-    };
     let prepared: Arc<parking_lot::Mutex<Vec<cql::Statement>>> = Arc::default();
     let answer = RequestReaction::forge_response(Arc::new(move |frame: RequestFrame| {
         let body = if up.load(Ordering::SeqCst) {
@@ -405,19 +407,8 @@ fn switchable_node(up: Arc<AtomicBool>) -> FakeNode {
         }
     }));
     let (_frames_tx, frames_rx) = mpsc::unbounded_channel();
-    let rules = vec![
-        RequestRule(
-            Condition::RequestOpcode(RequestOpcode::Options),
-            reply(ResponseOpcode::Supported, &[0, 0]),
-        ),
-        RequestRule(
-            Condition::RequestOpcode(RequestOpcode::Startup),
-            reply(ResponseOpcode::Ready, &[]),
-        ),
-        RequestRule(
-            Condition::RequestOpcode(RequestOpcode::Register),
-            reply(ResponseOpcode::Ready, &[]),
-        ),
+    let mut rules = handshake();
+    rules.extend([
         // The driver's own metadata queries (unprepared) fail: it goes on
         // with the contact point alone.
         RequestRule(
@@ -425,7 +416,7 @@ fn switchable_node(up: Arc<AtomicBool>) -> FakeNode {
             RequestReaction::forge().overloaded(),
         ),
         RequestRule(Condition::True, answer),
-    ];
+    ]);
     serve(addr, rules, frames_rx)
 }
 
