@@ -5,9 +5,12 @@
 
 use starling::actors::aggregator::window::{id_hash, Contribution, Resolution, WindowMetrics};
 use starling::config::StoreConfig;
+use starling::domain::EntityRef;
 use starling::domain::{EntityKind, SentimentLabel};
 use starling::store::embedded::EmbeddedStore;
+use starling::store::summaries::{EmbeddedSummaries, SummaryStore};
 use starling::store::{Store, WindowBatch, WindowDelta};
+use starling::summary::model::{Change, Method, Summary, WindowNumbers};
 
 /// A whole hour, two hours ago: recent enough for every retention (the
 /// ScyllaDB store does not read partitions its TTL has emptied).
@@ -206,6 +209,55 @@ fn two_writers_share_one_view(a: &dyn Store, b: &dyn Store) {
     }
 }
 
+fn summary(entity: &EntityRef, from_ms: i64, to_ms: i64, text: &str) -> Summary {
+    Summary {
+        entity: entity.clone(),
+        from_ms,
+        to_ms,
+        text: text.into(),
+        method: Method::Extractive,
+        model: None,
+        prompt_version: 1,
+        fallback_reason: None,
+        numbers: WindowNumbers::default(),
+        change: Change::between(WindowNumbers::default(), &WindowNumbers::default()),
+        top_praise: None,
+        top_complaint: None,
+        post_ids: vec!["p1".into()],
+        generated_at_ms: to_ms,
+        took_ms: 1,
+    }
+}
+
+/// Summaries: newest window first, a window's summary replaced by a new
+/// one, lookups within a range, entities kept apart.
+fn summaries_latest_within_and_replace(s: &dyn SummaryStore) {
+    let t0 = start_hour();
+    let hour = 3_600_000;
+    let sol = EntityRef::new(EntityKind::Project, "SOL");
+    let so = EntityRef::new(EntityKind::Project, "SO");
+    assert!(s.latest(&sol).expect("read").is_none());
+    s.save(&summary(&sol, t0 - hour, t0, "first"))
+        .expect("save");
+    s.save(&summary(&sol, t0, t0 + hour, "second"))
+        .expect("save");
+    s.save(&summary(&so, t0, t0 + 2 * hour, "other entity"))
+        .expect("save");
+    s.save(&summary(&sol, t0, t0 + hour, "second again"))
+        .expect("save");
+    let latest = s.latest(&sol).expect("read").expect("some");
+    assert_eq!(latest.text, "second again");
+    assert_eq!(latest, summary(&sol, t0, t0 + hour, "second again"));
+    let w = |from, to| s.within(&sol, from, to).expect("read").map(|x| x.text);
+    assert_eq!(w(t0 - hour, t0).as_deref(), Some("first"));
+    assert_eq!(w(t0 - hour, t0 + hour).as_deref(), Some("second again"));
+    assert_eq!(w(t0 - hour + 1, t0 + hour - 1), None);
+    assert_eq!(
+        s.latest(&so).expect("read").map(|x| x.text).as_deref(),
+        Some("other entity")
+    );
+}
+
 fn open(dir: &std::path::Path) -> EmbeddedStore {
     EmbeddedStore::open_at(dir, &StoreConfig::default()).expect("open store")
 }
@@ -250,6 +302,46 @@ conformance!(
 fn embedded_retention() {
     let dir = tempfile::tempdir().expect("tempdir");
     retention_drops_old_partitions_only(&open(dir.path()));
+}
+
+#[test]
+fn embedded_summaries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    summaries_latest_within_and_replace(&EmbeddedSummaries::open(&store).expect("summaries"));
+}
+
+/// Embedded only: ScyllaDB's summaries expire by their table's TTL.
+#[test]
+fn embedded_summaries_expire_by_window_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let s = EmbeddedSummaries::open(&store).expect("summaries");
+    let sol = EntityRef::new(EntityKind::Project, "SOL");
+    let so = EntityRef::new(EntityKind::Project, "SO");
+    s.save(&summary(&sol, 0, 3_600_000, "first")).expect("save");
+    s.save(&summary(&sol, 3_600_000, 7_200_000, "second"))
+        .expect("save");
+    s.save(&summary(&so, 0, 9_000_000, "other")).expect("save");
+    assert_eq!(s.expire(3_600_001).expect("expire"), 1);
+    assert_eq!(s.within(&sol, 0, 3_600_000).expect("read"), None);
+    assert_eq!(
+        s.latest(&sol).expect("read").map(|x| x.text).as_deref(),
+        Some("second")
+    );
+    assert_eq!(
+        s.latest(&so).expect("read").map(|x| x.text).as_deref(),
+        Some("other")
+    );
+}
+
+#[test]
+fn scylla_summaries() {
+    let Some(ks) = live::Keyspace::create("summaries") else {
+        return;
+    };
+    let (_, summaries) = starling::store::scylla::open(&ks.config).expect("open");
+    summaries_latest_within_and_replace(&summaries);
 }
 
 #[test]
