@@ -365,7 +365,7 @@ pub struct ScyllaConfig {
     pub cache_ttl_ms: u64,
     /// User name (password authentication); empty = none.
     pub username: String,
-    /// Password.
+    /// Password (`starling config` does not print it).
     pub password: String,
 }
 
@@ -1192,7 +1192,11 @@ impl Config {
 
     /// The effective configuration as TOML (what `starling config` prints).
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        let mut shown = self.clone();
+        if !shown.store.scylla.password.is_empty() {
+            shown.store.scylla.password = "(set, not shown)".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 
@@ -1305,6 +1309,30 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn scylla_settings_come_from_the_environment_and_the_password_is_not_printed() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("STARLING_STORE__SCYLLA__NODES", r#"["a:9042", "b:9042"]"#),
+                ("STARLING_STORE__SCYLLA__PASSWORD", "hunter2"),
+                ("STARLING_STORE__SCYLLA__WRITE_CONSISTENCY", "QUORUM"),
+            ]),
+        )
+        .expect("loads");
+        assert!(c.store.scylla.enabled());
+        assert_eq!(c.store.scylla.nodes, vec!["a:9042", "b:9042"]);
+        assert!(!c.to_toml().contains("hunter2"));
+        let e = Config::load(
+            None,
+            env(&[("STARLING_STORE__SCYLLA__READ_CONSISTENCY", "most")]),
+        )
+        .expect("loads")
+        .validate()
+        .expect_err("unknown level");
+        assert!(e.to_string().contains("read_consistency"), "{e}");
     }
 
     #[test]
