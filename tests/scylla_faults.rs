@@ -381,6 +381,10 @@ async fn a_web_only_process_reads_the_shared_store() {
     let (status, body) = call(&s, "GET", "/api/entities/project/SOL/series", None).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.to_string().contains("store is unavailable"), "{body}");
+    // No aggregators here, so no live feed: said, not an idle socket.
+    let (status, body) = call(&s, "GET", "/ws", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("serves no live feed"), "{body}");
     s.stop();
 }
 

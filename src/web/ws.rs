@@ -382,12 +382,23 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
 #[utoipa::path(get, path = "/ws", tag = "live",
     responses((status = 101, description = "WebSocket upgrade: JSON frames"),
         (status = 400, description = "Not a WebSocket handshake", body = super::error::ErrorBody),
-        (status = 429, description = "The key holds http.ws_max_connections_per_key connections", body = super::error::ErrorBody)))]
+        (status = 429, description = "The key holds http.ws_max_connections_per_key connections", body = super::error::ErrorBody),
+        (status = 503, description = "This process runs no live feed (web role without aggregate)", body = super::error::ErrorBody)))]
 pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    // The live feed comes from the aggregators: a web-only process (over
+    // ScyllaDB) has none to push.
+    if !state.config.runs(crate::config::Role::Aggregate) {
+        return Err(ApiError::Unavailable(
+            "this process serves no live feed (it runs the web role without aggregate): \
+             connect /ws to a process that aggregates"
+                .into(),
+        )
+        .into());
+    }
     // Per API key; without auth (local, single user) there is no key to count.
     let key = match req.extensions().get::<super::auth::Caller>() {
         Some(super::auth::Caller::Key(id)) => Some(id.clone()),
