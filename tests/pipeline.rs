@@ -399,15 +399,7 @@ async fn a_jsonl_replay_is_counted_and_bad_lines_are_skipped() {
         .find(|a| a["name"] == "connector-replay-0")
         .expect("replay actor listed");
     assert_eq!(replay["state"], "finished");
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .body()
-        .await
-        .expect("body");
-    let text = String::from_utf8_lossy(&metrics);
+    let text = common::metrics(&s).await;
     assert!(text.contains("starling_connector_errors_total 1"), "{text}");
     // Requests are counted per route pattern, with a latency histogram.
     assert!(

@@ -289,6 +289,26 @@ fn metric(text: &str, name: &str, filter: &str) -> f64 {
         .sum()
 }
 
+/// Messages of the consumers named `consumer…` not yet acknowledged
+/// (undelivered or delivered and unacknowledged).
+fn held(text: &str, consumer: &str) -> f64 {
+    metric(text, "starling_consumer_pending", consumer)
+        + metric(text, "starling_consumer_ack_pending", consumer)
+}
+
+/// Polls `/metrics` until `done` holds, for at most `secs`; the text it held for.
+async fn until_metrics(s: &Starling, secs: u64, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = common::metrics(s).await;
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[actix_rt::test]
 async fn with_the_store_down_the_pipeline_holds_its_posts_and_pushes_back() {
     let fake = fake_node(Answer::Overloaded);
@@ -306,28 +326,12 @@ async fn with_the_store_down_the_pipeline_holds_its_posts_and_pushes_back() {
     );
     ingest(&s, &(0..20).map(post).collect::<Vec<_>>()).await;
     // Classified, but no aggregator commits: every post stays unacknowledged.
-    let held = |text: &str| {
-        metric(text, "starling_consumer_pending", "aggregate-project")
-            + metric(text, "starling_consumer_ack_pending", "aggregate-project")
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let text = loop {
-        let text = common::client()
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .body()
-            .await
-            .expect("body");
-        let text = String::from_utf8_lossy(&text).into_owned();
-        if metric(&text, "starling_scylla_failures_total", "") > 0.0 && held(&text) >= 20.0 {
-            break text;
-        }
-        assert!(Instant::now() < deadline, "posts not held:\n{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(held(&text), 20.0, "{text}");
+    let text = until_metrics(&s, 30, "posts not held", |t| {
+        metric(t, "starling_scylla_failures_total", "") > 0.0
+            && held(t, "aggregate-project") >= 20.0
+    })
+    .await;
+    assert_eq!(held(&text, "aggregate-project"), 20.0, "{text}");
     assert_eq!(metric(&text, "starling_aggregated_total", ""), 0.0);
     // Lookups say the store is unavailable (nothing was cached).
     let (status, body) = call(&s, "GET", "/api/entities/project/SOL", None).await;
@@ -608,46 +612,18 @@ async fn posts_held_through_a_store_outage_are_committed_when_it_returns() {
         ],
     );
     ingest(&s, &(0..20).map(post).collect::<Vec<_>>()).await;
-    let metrics = || async {
-        let body = common::client()
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .body()
-            .await
-            .expect("body");
-        String::from_utf8_lossy(&body).into_owned()
-    };
-    let held = |text: &str| {
-        metric(text, "starling_consumer_pending", "aggregate-")
-            + metric(text, "starling_consumer_ack_pending", "aggregate-")
-    };
     // Down: every post is held.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = metrics().await;
-        if metric(&text, "starling_consumer_pending", "aggregate-project")
-            + metric(&text, "starling_consumer_ack_pending", "aggregate-project")
-            >= 20.0
-            && metric(&text, "starling_scylla_failures_total", "") > 0.0
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "posts not held:\n{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_metrics(&s, 30, "posts not held", |t| {
+        held(t, "aggregate-project") >= 20.0
+            && metric(t, "starling_scylla_failures_total", "") > 0.0
+    })
+    .await;
     // Up again: the aggregators restart, take their posts again and commit.
     up.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = metrics().await;
-        if held(&text) == 0.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "posts never committed:\n{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_metrics(&s, 60, "posts never committed", |t| {
+        held(t, "aggregate-") == 0.0
+    })
+    .await;
     // What the store writer committed (the fake node keeps nothing, so this
     // is one commit holding all 20 posts, not a sum read back).
     let (status, body) = call(&s, "GET", "/api/entities/project/SOL", None).await;

@@ -9,7 +9,7 @@
 mod common;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use common::{call, client, ingest, Starling};
+use common::{call, ingest, Starling};
 use hmac::{KeyInit as _, Mac as _};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -376,14 +376,7 @@ async fn every_alert_event_reaches_a_flaky_receiver_once_signed_after_retries() 
     );
     assert!(spikes_rx.attempts.lock().is_empty());
 
-    let metrics = {
-        let mut r = client()
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics");
-        String::from_utf8_lossy(&r.body().await.expect("body")).to_string()
-    };
+    let metrics = common::metrics(&s).await;
     for name in [
         "starling_webhook_delivered_total",
         "starling_webhook_failed_attempts_total",

@@ -15,7 +15,7 @@
 //! committed as one fjall write batch (atomic across keyspaces), flushed to
 //! the OS before `apply` returns (fsynced too with `store.fsync`).
 
-use super::{corrupt, Applied, EntityRecord, Store, StoreError, StoredWindow, WindowBatch};
+use super::{corrupt, Applied, EntityRecord, Merge, Store, StoreError, StoredWindow, WindowBatch};
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
 use crate::config::StoreConfig;
 use crate::domain::EntityKind;
@@ -75,9 +75,6 @@ impl Family {
         Some((family, n.parse().ok()?))
     }
 }
-
-/// A row being merged: its keyspace, key and merged value.
-type RowSlot = (Keyspace, Vec<u8>, WindowMetrics);
 
 /// The fjall-backed store.
 pub struct EmbeddedStore {
@@ -256,63 +253,42 @@ impl Store for EmbeddedStore {
             return Ok(Applied::default());
         };
         let _guard = self.write_lock.lock();
-        // Merge in memory first: several deltas may hit one rollup row.
-        let mut rows: HashMap<(Resolution, String, i64), RowSlot> = HashMap::new();
-        let mut records: HashMap<String, EntityRecord> = HashMap::new();
-        for delta in &batch.windows {
-            for res in Resolution::ALL {
-                let start = res.window_start(delta.start_ms);
-                let slot = (res, delta.entity.clone(), start);
-                if !rows.contains_key(&slot) {
-                    let ks = self.partition(Family::Window(res), start)?;
-                    let key = window_key(kind, &delta.entity, start);
-                    let current = self.read_window(&ks, &key)?;
-                    rows.insert(slot.clone(), (ks, key, current));
-                }
-                if let Some((_, _, m)) = rows.get_mut(&slot) {
-                    m.merge(&delta.metrics);
-                }
-            }
-            if !records.contains_key(&delta.entity) {
-                let key = record_key(kind, &delta.entity);
-                let current = match self.entities.get(&key)? {
-                    Some(v) => Some(decode::<EntityRecord>(&key, &v)?),
-                    None => None,
-                };
-                let fresh = EntityRecord {
-                    first_seen_ms: delta.start_ms,
-                    last_seen_ms: delta.start_ms,
-                    totals: WindowMetrics::default(),
-                };
-                records.insert(delta.entity.clone(), current.unwrap_or(fresh));
-            }
-            if let Some(r) = records.get_mut(&delta.entity) {
-                r.first_seen_ms = r.first_seen_ms.min(delta.start_ms);
-                r.last_seen_ms = r.last_seen_ms.max(delta.start_ms);
-                r.totals.merge(&delta.metrics);
+        let mut merge = Merge::of(batch);
+        let mut slots: HashMap<(Resolution, &str, i64), (Keyspace, Vec<u8>)> = HashMap::new();
+        for (&(res, entity, start), m) in merge.windows.iter_mut() {
+            let ks = self.partition(Family::Window(res), start)?;
+            let key = window_key(kind, entity, start);
+            *m = self.read_window(&ks, &key)?;
+            slots.insert((res, entity, start), (ks, key));
+        }
+        for (entity, r) in merge.records.iter_mut() {
+            let key = record_key(kind, entity);
+            if let Some(v) = self.entities.get(&key)? {
+                *r = Some(decode(&key, &v)?);
             }
         }
+        merge.fold();
         // Every commit leaves the process before we return (a process crash
         // then loses nothing acknowledged); with `fsync` it reaches the disk.
-        let mode = if self.fsync {
-            PersistMode::SyncAll
-        } else {
-            PersistMode::Buffer
-        };
-        let mut wb = self.db.batch().durability(Some(mode));
+        let mut wb = self.db.batch().durability(Some(persist_mode(self.fsync)));
         let mut applied = Applied::default();
-        for ((res, entity, start), (ks, key, metrics)) in rows {
+        for (slot, metrics) in merge.windows {
+            let Some((ks, key)) = slots.remove(&slot) else {
+                continue;
+            };
             wb.insert(&ks, key, metrics.encode());
+            let (resolution, entity, start_ms) = slot;
             applied.windows.push(StoredWindow {
-                entity,
-                resolution: res,
-                start_ms: start,
+                entity: entity.to_string(),
+                resolution,
+                start_ms,
                 metrics,
             });
         }
-        for (entity, record) in records {
-            wb.insert(&self.entities, record_key(kind, &entity), encode(&record));
-            applied.records.push((entity, record));
+        for (entity, record) in merge.records {
+            let Some(record) = record else { continue };
+            wb.insert(&self.entities, record_key(kind, entity), encode(&record));
+            applied.records.push((entity.to_string(), record));
         }
         for (start, hashes) in &batch.seen {
             if hashes.is_empty() {

@@ -21,6 +21,7 @@ pub mod webhooks;
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
 use crate::domain::EntityKind;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +145,61 @@ pub struct Applied {
     pub windows: Vec<StoredWindow>,
     /// Entity records as stored after the merge.
     pub records: Vec<(String, EntityRecord)>,
+}
+
+/// What a batch merges into: every window it touches at every resolution
+/// and every entity record. An engine fills in the stored values, then
+/// [`Merge::fold`] adds the batch's deltas (several deltas may hit one
+/// rollup window, so they are merged in memory before anything is written).
+#[derive(Debug)]
+pub(crate) struct Merge<'a> {
+    batch: &'a WindowBatch,
+    /// Stored, then merged, window per (resolution, entity, window start).
+    pub windows: HashMap<(Resolution, &'a str, i64), WindowMetrics>,
+    /// Stored (`None`: new entity), then merged, record per entity.
+    pub records: HashMap<&'a str, Option<EntityRecord>>,
+}
+
+impl<'a> Merge<'a> {
+    /// The rows `batch` touches, empty.
+    pub fn of(batch: &'a WindowBatch) -> Self {
+        let mut m = Merge {
+            batch,
+            windows: HashMap::new(),
+            records: HashMap::new(),
+        };
+        for d in &batch.windows {
+            for res in Resolution::ALL {
+                m.windows
+                    .entry((res, d.entity.as_str(), res.window_start(d.start_ms)))
+                    .or_default();
+            }
+            m.records.entry(d.entity.as_str()).or_default();
+        }
+        m
+    }
+
+    /// Adds the batch's deltas to the stored values.
+    pub fn fold(&mut self) {
+        for d in &self.batch.windows {
+            for res in Resolution::ALL {
+                let key = (res, d.entity.as_str(), res.window_start(d.start_ms));
+                if let Some(m) = self.windows.get_mut(&key) {
+                    m.merge(&d.metrics);
+                }
+            }
+            if let Some(slot) = self.records.get_mut(d.entity.as_str()) {
+                let r = slot.get_or_insert_with(|| EntityRecord {
+                    first_seen_ms: d.start_ms,
+                    last_seen_ms: d.start_ms,
+                    totals: WindowMetrics::default(),
+                });
+                r.first_seen_ms = r.first_seen_ms.min(d.start_ms);
+                r.last_seen_ms = r.last_seen_ms.max(d.start_ms);
+                r.totals.merge(&d.metrics);
+            }
+        }
+    }
 }
 
 /// Storage of time series, entity records and de-duplication marks.

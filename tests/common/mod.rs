@@ -152,6 +152,19 @@ pub async fn call(
     (status, value)
 }
 
+/// The Prometheus text of `GET /metrics`.
+pub async fn metrics(s: &Starling) -> String {
+    let body = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .body()
+        .await
+        .expect("body");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// Posts `posts` (JSON objects) to `POST /api/ingest`; all must be accepted.
 pub async fn ingest(s: &Starling, posts: &[serde_json::Value]) {
     let (status, body) = call(s, "POST", "/api/ingest", Some(serde_json::json!(posts))).await;

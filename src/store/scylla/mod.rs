@@ -13,8 +13,8 @@
 //!   post ids; no counters, no lightweight transactions), marked so for the
 //!   driver, and retried on overload, timeouts, unavailability and broken
 //!   connections, `retries` times with exponential back-off;
-//! - counts its failures: [`Cluster::health`] says since when requests
-//!   have been failing, which lookups answered from the hot cache during
+//! - counts its failures: [`Cluster::failing_since`] says since when
+//!   requests have been failing, which lookups answered from the hot cache during
 //!   an outage report as `stale_since`.
 
 pub mod schema;
@@ -118,22 +118,6 @@ pub enum Access {
     Read,
     /// `write_consistency`.
     Write,
-}
-
-/// What the store's last requests say about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Health {
-    /// Requests that failed since the last one that succeeded.
-    pub consecutive_failures: u64,
-    /// When the first of those failed (ms since the epoch).
-    pub failing_since_ms: Option<i64>,
-}
-
-impl Health {
-    /// Whether the store is failing now.
-    pub fn failing(&self) -> bool {
-        self.consecutive_failures > 0
-    }
 }
 
 /// One driver session and what every table needs to use it.
@@ -331,14 +315,11 @@ impl Cluster {
         format!("{}.{}", self.cfg.keyspace, name)
     }
 
-    /// What the last requests say about the store.
-    pub fn health(&self) -> Health {
-        let failures = self.failures.load(Ordering::Relaxed);
+    /// Since when (ms since the epoch) requests have been failing, if the
+    /// last one failed.
+    pub fn failing_since(&self) -> Option<i64> {
         let since = self.failing_since_ms.load(Ordering::Relaxed);
-        Health {
-            consecutive_failures: failures,
-            failing_since_ms: (failures > 0 && since != 0).then_some(since),
-        }
+        (self.failures.load(Ordering::Relaxed) > 0 && since != 0).then_some(since)
     }
 
     fn note(&self, ok: bool) {
@@ -388,7 +369,8 @@ impl Cluster {
     }
 
     /// Runs `attempt` under a permit, retrying transient failures (every
-    /// request is idempotent); records the outcome in [`Cluster::health`].
+    /// request is idempotent); records the outcome for
+    /// [`Cluster::failing_since`].
     async fn retrying<T, F, Fut>(self: &Arc<Self>, what: &str, attempt: F) -> Result<T, StoreError>
     where
         F: Fn(Arc<Session>) -> Fut,

@@ -20,16 +20,18 @@
 //! redelivered) or wholly applied: nothing is counted twice.
 
 use super::schema::{BLOCK_MS, DAY_MS, HOUR_MS};
-use super::{Access, Cluster, Health};
+use super::{Access, Cluster};
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
 use crate::config::StoreConfig;
 use crate::domain::EntityKind;
-use crate::store::{corrupt, Applied, EntityRecord, Store, StoreError, StoredWindow, WindowBatch};
+use crate::store::{
+    corrupt, Applied, EntityRecord, Merge, Store, StoreError, StoredWindow, WindowBatch,
+};
 use crate::telemetry::metrics;
 use futures_util::future::try_join_all;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Partitions of the entity directory per kind (an entity's bucket is a
@@ -244,11 +246,6 @@ impl ScyllaStore {
             .map(String::clone),
         );
         all
-    }
-
-    /// What the last requests say about the cluster.
-    pub fn health(&self) -> Health {
-        self.cluster.health()
     }
 
     /// Writes out `kind`'s half-written batch, if one is left, once per
@@ -503,7 +500,7 @@ impl Store for ScyllaStore {
     }
 
     fn failing_since(&self) -> Option<i64> {
-        self.cluster.health().failing_since_ms
+        self.cluster.failing_since()
     }
 }
 
@@ -516,17 +513,9 @@ async fn merge(
     batch: &WindowBatch,
 ) -> Result<Outcome, StoreError> {
     let k = kind_col(kind);
-    let mut rows: HashMap<(Resolution, &str, i64), WindowMetrics> = HashMap::new();
-    let mut records: HashMap<&str, Option<EntityRecord>> = HashMap::new();
-    for d in &batch.windows {
-        for res in Resolution::ALL {
-            rows.entry((res, d.entity.as_str(), res.window_start(d.start_ms)))
-                .or_default();
-        }
-        records.entry(d.entity.as_str()).or_default();
-    }
+    let mut merge = Merge::of(batch);
     // Current values, read concurrently (bounded by the cluster's permits).
-    let keys: Vec<(Resolution, &str, i64)> = rows.keys().copied().collect();
+    let keys: Vec<(Resolution, &str, i64)> = merge.windows.keys().copied().collect();
     let mut reads: Vec<Reading<'_, (Vec<u8>,)>> = Vec::with_capacity(keys.len());
     for &(res, id, start) in &keys {
         let cql = &q.window_get[usize::from(res.tag())];
@@ -535,11 +524,11 @@ async fn merge(
     }
     let current = try_join_all(reads).await?;
     for (key, found) in keys.iter().zip(current) {
-        if let (Some(slot), Some((bytes,))) = (rows.get_mut(key), found.first()) {
+        if let (Some(slot), Some((bytes,))) = (merge.windows.get_mut(key), found.first()) {
             *slot = decode_metrics(bytes)?;
         }
     }
-    let ids: Vec<&str> = records.keys().copied().collect();
+    let ids: Vec<&str> = merge.records.keys().copied().collect();
     let mut reads: Vec<Reading<'_, Row3>> = Vec::with_capacity(ids.len());
     for id in &ids {
         let row = (k, entity_bucket(id), id.to_string());
@@ -548,26 +537,10 @@ async fn merge(
     let current = try_join_all(reads).await?;
     for (id, found) in ids.iter().zip(current) {
         if let Some(row) = found.into_iter().next() {
-            records.insert(id, Some(record_of(row)?));
+            merge.records.insert(id, Some(record_of(row)?));
         }
     }
-    for d in &batch.windows {
-        for res in Resolution::ALL {
-            if let Some(m) = rows.get_mut(&(res, d.entity.as_str(), res.window_start(d.start_ms))) {
-                m.merge(&d.metrics);
-            }
-        }
-        if let Some(slot) = records.get_mut(d.entity.as_str()) {
-            let r = slot.get_or_insert_with(|| EntityRecord {
-                first_seen_ms: d.start_ms,
-                last_seen_ms: d.start_ms,
-                totals: WindowMetrics::default(),
-            });
-            r.first_seen_ms = r.first_seen_ms.min(d.start_ms);
-            r.last_seen_ms = r.last_seen_ms.max(d.start_ms);
-            r.totals.merge(&d.metrics);
-        }
-    }
+    merge.fold();
     let watermark = match batch.watermark {
         Some(wm) => {
             let have: Vec<(i64,)> = c.select(&q.watermark_get, (k, owner.to_string())).await?;
@@ -576,11 +549,13 @@ async fn merge(
         None => None,
     };
     Ok(Outcome {
-        windows: rows
+        windows: merge
+            .windows
             .into_iter()
             .map(|((res, id, start), m)| (res, id.to_string(), start, m))
             .collect(),
-        records: records
+        records: merge
+            .records
             .into_iter()
             .filter_map(|(id, r)| r.map(|r| (id.to_string(), r)))
             .collect(),
