@@ -95,34 +95,35 @@ pub async fn run(
     let (store, archive, alerts) = if config.runs(Role::Aggregate) {
         let embedded = EmbeddedStore::open(&config.store)
             .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
-        let alerts: Arc<dyn AlertStore> =
-            Arc::new(EmbeddedAlerts::open(&embedded).context("opening the alert store")?);
         webhooks = Some(Arc::new(
             EmbeddedWebhooks::open(&embedded).context("opening the webhook store")?,
         ));
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
             .with_context(|| format!("opening the post archive in {}", dir.display()))?;
-        let store: Arc<dyn Store> = if config.store.scylla.enabled() {
-            // Time series and summaries in ScyllaDB; alerts, webhooks and
-            // the post archive stay in this process's data directory.
-            let (series, stored) = open_scylla(&config).await?;
-            summaries = Some(stored);
-            series
-        } else {
-            summaries = Some(Arc::new(
-                EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
-            ));
-            Arc::new(embedded)
-        };
+        let (store, alerts): (Arc<dyn Store>, Arc<dyn AlertStore>) =
+            if config.store.scylla.enabled() {
+                // Time series, summaries and alerts in ScyllaDB; webhooks and
+                // the post archive stay in this process's data directory.
+                let shared = open_scylla(&config).await?;
+                summaries = Some(shared.summaries);
+                (shared.series, shared.alerts)
+            } else {
+                summaries = Some(Arc::new(
+                    EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
+                ));
+                let alerts =
+                    Arc::new(EmbeddedAlerts::open(&embedded).context("opening the alert store")?);
+                (Arc::new(embedded), alerts)
+            };
         (Some(store), Some(Arc::new(archive)), Some(alerts))
     } else if config.store.scylla.enabled() && config.runs(Role::Web) {
-        // A web-only process over the shared store: series, entities and
-        // summaries of every shard (no posts, alerts or webhooks: those
+        // A web-only process over the shared store: series, entities,
+        // summaries and alerts of every shard (no posts or webhooks: those
         // stay with the aggregating processes).
-        let (series, stored) = open_scylla(&config).await?;
-        summaries = Some(stored);
-        (Some(series), None, None)
+        let shared = open_scylla(&config).await?;
+        summaries = Some(shared.summaries);
+        (Some(shared.series), None, Some(shared.alerts))
     } else {
         (None, None, None)
     };
@@ -285,18 +286,27 @@ pub async fn run(
     Ok(())
 }
 
-/// The ScyllaDB stores of the time series and of the summaries.
-async fn open_scylla(
-    config: &Arc<Config>,
-) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn SummaryStore>)> {
+/// The stores a process shares with the others in ScyllaDB.
+struct Shared {
+    series: Arc<dyn Store>,
+    summaries: Arc<dyn SummaryStore>,
+    alerts: Arc<dyn AlertStore>,
+}
+
+/// Connects to ScyllaDB and opens the shared stores.
+async fn open_scylla(config: &Arc<Config>) -> anyhow::Result<Shared> {
     let scylla = &config.store.scylla;
     tracing::info!(nodes = ?scylla.nodes, keyspace = %scylla.keyspace, "using ScyllaDB");
     let c = config.clone();
-    let (series, summaries) = tokio::task::spawn_blocking(move || crate::store::scylla::open(&c))
+    let stores = tokio::task::spawn_blocking(move || crate::store::scylla::open(&c))
         .await
         .context("opening ScyllaDB")?
         .with_context(|| format!("opening ScyllaDB at {}", scylla.nodes.join(",")))?;
-    Ok((Arc::new(series), Arc::new(summaries)))
+    Ok(Shared {
+        series: Arc::new(stores.series),
+        summaries: Arc::new(stores.summaries),
+        alerts: Arc::new(stores.alerts),
+    })
 }
 
 /// The hub, the store writer and one aggregator per windowed kind.

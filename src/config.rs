@@ -324,8 +324,8 @@ impl Default for StoreConfig {
     }
 }
 
-/// ScyllaDB as the store of time series and summaries (`starling migrate`
-/// creates the schema). Retention comes from `[store]`: each table's
+/// ScyllaDB as the shared store of time series, summaries, alerts, alert
+/// rules and the alert event log (`starling migrate` creates the schema). Retention comes from `[store]`: each table's
 /// default TTL is its resolution's retention, set when `migrate` runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -363,6 +363,11 @@ pub struct ScyllaConfig {
     /// How long a lookup served from the hot cache may be behind the store,
     /// in milliseconds: another process may have written the entity.
     pub cache_ttl_ms: u64,
+    /// How long the claim of the process that runs the alert engine lasts
+    /// without being renewed, in milliseconds (it renews every third of it).
+    /// One process at a time runs the engine; when it dies, another takes
+    /// over after at most this long.
+    pub alert_claim_ttl_ms: u64,
     /// User name (password authentication); empty = none.
     pub username: String,
     /// Password (`starling config` does not print it).
@@ -385,6 +390,7 @@ impl Default for ScyllaConfig {
             max_in_flight: 256,
             page_size: 1_000,
             cache_ttl_ms: 1_000,
+            alert_claim_ttl_ms: 10_000,
             username: String::new(),
             password: String::new(),
         }
@@ -436,6 +442,9 @@ impl ScyllaConfig {
         }
         if self.retry_backoff_ms == 0 || self.max_in_flight == 0 || self.page_size < 1 {
             return bad("retry_backoff_ms, max_in_flight and page_size must be at least 1");
+        }
+        if self.alert_claim_ttl_ms < 1_000 {
+            return bad("alert_claim_ttl_ms must be at least 1000");
         }
         Ok(())
     }

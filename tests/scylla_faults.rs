@@ -260,7 +260,9 @@ fn no_node_at_the_address_is_a_clear_error() {
 fn a_failing_store_opens_and_reports_since_when_it_fails() {
     let node = fake_node(Answer::Overloaded);
     // The schema cannot be checked now: the process starts anyway.
-    let (store, _) = starling::store::scylla::open(&config(node.addr, 1)).expect("opens");
+    let store = starling::store::scylla::open(&config(node.addr, 1))
+        .expect("opens")
+        .series;
     let since = store.failing_since().expect("failing");
     let batch = WindowBatch {
         kind: Some(starling::domain::EntityKind::Project),

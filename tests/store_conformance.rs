@@ -4,12 +4,14 @@
 //! per test, dropped afterwards) and says SKIPPED, loudly, without one.
 
 use starling::actors::aggregator::window::{id_hash, Contribution, Resolution, WindowMetrics};
+use starling::alerts::model::{Alert, AlertEventType, AlertKind, AlertState, Rule};
 use starling::config::StoreConfig;
 use starling::domain::EntityRef;
 use starling::domain::{EntityKind, SentimentLabel};
+use starling::store::alerts::{AlertPage, AlertQuery, AlertStore, EmbeddedAlerts};
 use starling::store::embedded::EmbeddedStore;
 use starling::store::summaries::{EmbeddedSummaries, SummaryStore};
-use starling::store::{Store, WindowBatch, WindowDelta};
+use starling::store::{Store, StoreError, WindowBatch, WindowDelta};
 use starling::summary::model::{Change, Method, Summary, WindowNumbers};
 
 /// A whole hour, two hours ago: recent enough for every retention (the
@@ -340,8 +342,8 @@ fn scylla_summaries() {
     let Some(ks) = live::Keyspace::create("summaries") else {
         return;
     };
-    let (_, summaries) = starling::store::scylla::open(&ks.config).expect("open");
-    summaries_latest_within_and_replace(&summaries);
+    let stores = starling::store::scylla::open(&ks.config).expect("open");
+    summaries_latest_within_and_replace(&stores.summaries);
 }
 
 #[test]
@@ -388,6 +390,212 @@ fn scylla_migrate_is_idempotent_and_every_statement_prepares() {
     );
 }
 
+fn alert(id: &str, kind: AlertKind, opened_ms: i64, severity: u8) -> Alert {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "kind": kind, "rule_id": null, "severity": severity, "state": "open",
+        "entity": {"kind": "project", "id": "SOL"}, "title": format!("{id} title"),
+        "window": {"from_ms": opened_ms - 60_000, "to_ms": opened_ms},
+        "evidence": {"metric": "volume", "value": 10.0, "threshold": 5.0, "baseline": null,
+                     "volume": 10, "matched": 10, "posts": []},
+        "opened_at_ms": opened_ms, "updated_at_ms": opened_ms,
+        "acknowledged_at_ms": null, "resolved_at_ms": null, "resolved_by": null
+    }))
+    .expect("alert")
+}
+
+fn ids(page: &AlertPage) -> Vec<&str> {
+    page.alerts.iter().map(|a| a.id.as_str()).collect()
+}
+
+/// Alerts: every change but a quiet one is logged once, in commit order;
+/// the unresolved are found again; listing is newest first, filtered and
+/// paged; rules are kept.
+fn alerts_log_list_and_rules(s: &dyn AlertStore) {
+    assert!(
+        s.claim().expect("claim"),
+        "the only process holds the claim"
+    );
+    let t0 = start_hour();
+    let mut watch = s.watch_seq();
+    let base = *watch.borrow_and_update();
+    for i in 0..7u8 {
+        let kind = if i % 2 == 0 {
+            AlertKind::Churn
+        } else {
+            AlertKind::VolumeSpike
+        };
+        let at = t0 + 1_000 * i64::from(i);
+        let a = alert(&format!("x{i}"), kind, at, i + 1);
+        let logged = s.record(&a, AlertEventType::Raised, at).expect("raise");
+        assert_eq!(logged.seq, base + u64::from(i) + 1);
+    }
+    let mut x0 = s.alert("x0").expect("get").expect("x0");
+    x0.state = AlertState::Resolved;
+    x0.resolved_at_ms = Some(t0 + 10_000);
+    let resolved = s
+        .record(&x0, AlertEventType::Resolved, t0 + 10_000)
+        .expect("resolve");
+    assert_eq!(resolved.seq, base + 8);
+    assert_eq!(resolved.idempotency_key(), format!("x0.{}", base + 8));
+    let mut x1 = s.alert("x1").expect("get").expect("x1");
+    x1.state = AlertState::Acknowledged;
+    x1.acknowledged_at_ms = Some(t0 + 11_000);
+    s.record(&x1, AlertEventType::Acknowledged, t0 + 11_000)
+        .expect("ack");
+    // A quiet change: stored, not logged.
+    let mut x2 = s.alert("x2").expect("get").expect("x2");
+    x2.evidence.volume = 12;
+    s.save(&x2).expect("save");
+    assert_eq!(s.alert("x2").expect("get"), Some(x2));
+    assert!(watch.has_changed().expect("open"));
+    assert_eq!(*watch.borrow_and_update(), base + 9);
+
+    let events = s.events_after(base, 100).expect("events");
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (base + 1..=base + 9).collect::<Vec<_>>());
+    assert_eq!(events[7].event, AlertEventType::Resolved);
+    assert_eq!(events[7].alert, x0);
+    assert_eq!(events[8].event, AlertEventType::Acknowledged);
+    let tail = s.events_after(base + 7, 1).expect("events");
+    assert_eq!(
+        tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![base + 8]
+    );
+
+    let mut open: Vec<String> = s
+        .unresolved()
+        .expect("unresolved")
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    open.sort();
+    assert_eq!(open, vec!["x1", "x2", "x3", "x4", "x5", "x6"]);
+
+    let mut q = AlertQuery {
+        limit: 2,
+        kind: Some(AlertKind::Churn),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = s.alerts(&q).expect("page");
+        seen.extend(ids(&page).into_iter().map(str::to_string));
+        match page.next {
+            Some(n) => q.after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["x6", "x4", "x2", "x0"]);
+    let recent = AlertQuery {
+        limit: 10,
+        min_severity: Some(5),
+        since_ms: Some(t0 + 5_000),
+        ..Default::default()
+    };
+    assert_eq!(ids(&s.alerts(&recent).expect("page")), vec!["x6", "x5"]);
+    let by_state = |state| AlertQuery {
+        limit: 10,
+        state: Some(state),
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&s.alerts(&by_state(AlertState::Resolved)).expect("page")),
+        vec!["x0"]
+    );
+    assert_eq!(
+        ids(&s.alerts(&by_state(AlertState::Acknowledged)).expect("page")),
+        vec!["x1"]
+    );
+    let bad = AlertQuery {
+        after: Some("zz".into()),
+        limit: 1,
+        ..Default::default()
+    };
+    assert!(s.alerts(&bad).is_err());
+
+    let rule: Rule = serde_json::from_value(serde_json::json!({
+        "id": "r1", "created_at_ms": 5, "name": "n", "metric": "volume",
+        "entity": {"kind": "topic"}, "comparison": "gt", "threshold": 3.0, "window_s": 60
+    }))
+    .expect("rule");
+    s.put_rule(&rule).expect("put");
+    assert_eq!(s.rule("r1").expect("get"), Some(rule.clone()));
+    assert_eq!(s.rules().expect("list"), vec![rule]);
+    assert!(s.delete_rule("r1").expect("delete"));
+    assert!(!s.delete_rule("r1").expect("delete"));
+    assert_eq!(s.rule("r1").expect("get"), None);
+}
+
+#[test]
+fn embedded_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    alerts_log_list_and_rules(&EmbeddedAlerts::open(&store).expect("alerts"));
+}
+
+#[test]
+fn scylla_alerts() {
+    let Some(ks) = live::Keyspace::create("alerts") else {
+        return;
+    };
+    alerts_log_list_and_rules(&ks.alerts());
+}
+
+/// Processes sharing ScyllaDB: one writes alerts at a time; the next one
+/// fences it, logs what it left pending, and an alert is raised once.
+#[test]
+fn scylla_one_alert_writer_at_a_time() {
+    let Some(mut ks) = live::Keyspace::create("alert_claim") else {
+        return;
+    };
+    ks.config.store.scylla.alert_claim_ttl_ms = 1_000;
+    let (a, b) = (ks.alerts(), ks.alerts());
+    let t0 = start_hour();
+    assert!(a.claim().expect("claim"));
+    assert!(!b.claim().expect("claim"), "a holds it");
+    assert!(b.claimed_by().is_some());
+    let first = alert("first", AlertKind::Churn, t0, 3);
+    assert_eq!(
+        a.record(&first, AlertEventType::Raised, t0)
+            .expect("raise")
+            .seq,
+        1
+    );
+    let refused = b.record(&first, AlertEventType::Raised, t0);
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    // a stops renewing: after the TTL b takes over and fences a.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    assert!(b.claim().expect("take over"));
+    let late = a.record(
+        &alert("late", AlertKind::Churn, t0, 3),
+        AlertEventType::Raised,
+        t0,
+    );
+    assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
+    // The same alert again (redelivered posts): raised once.
+    let again = b.record(&first, AlertEventType::Raised, t0);
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(b.claim().expect("claim again"));
+    let second = alert("second", AlertKind::Churn, t0 + 1, 3);
+    assert_eq!(
+        b.record(&second, AlertEventType::Raised, t0)
+            .expect("raise")
+            .seq,
+        2
+    );
+    let seqs: Vec<(u64, String)> = a
+        .events_after(0, 10)
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.seq, e.alert.id))
+        .collect();
+    assert_eq!(seqs, vec![(1, "first".into()), (2, "second".into())]);
+    assert_eq!(a.alert("late").expect("get"), None, "a wrote nothing");
+}
+
 /// A live ScyllaDB from `STARLING_TEST_SCYLLA`.
 mod live {
     use starling::config::Config;
@@ -431,7 +639,14 @@ mod live {
         pub fn store(&self, shards: &[u16]) -> ScyllaStore {
             let mut config = self.config.clone();
             config.aggregation.owned_shards = shards.to_vec();
-            starling::store::scylla::open(&config).expect("open").0
+            starling::store::scylla::open(&config).expect("open").series
+        }
+
+        /// The alert store of one more process.
+        pub fn alerts(&self) -> starling::store::scylla::alerts::ScyllaAlerts {
+            starling::store::scylla::open(&self.config)
+                .expect("open")
+                .alerts
         }
     }
 

@@ -4,11 +4,16 @@
 //! subscribers through the hub.
 //!
 //! It reads the primary copy of every post (durable `alerts`), so it sees
-//! each post once whatever the shard count; one process runs it (the one
-//! that owns the store). A batch is acknowledged only after the changes it
-//! caused are stored, so a crash loses no alert; after a restart the engine
-//! resumes the unresolved alerts from the store (a re-delivered churn post
-//! joins its group once) and rebuilds its baselines over `alerts.warmup_s`.
+//! each post once whatever the shard count. One process runs the engine:
+//! the one that owns the embedded store, or, when processes share ScyllaDB,
+//! the one holding the store's claim ([`AlertStore::claim`]). The others
+//! stand by, claiming every third of the claim's TTL, and take over when
+//! the holder stops renewing; the holder renews at the same pace and
+//! reloads the rules then (any process may change them). A batch is
+//! acknowledged only after the changes it caused are stored, so a crash
+//! loses no alert; after a restart or a take-over the engine resumes the
+//! unresolved alerts from the store (a re-delivered churn post joins its
+//! group once) and rebuilds its baselines over `alerts.warmup_s`.
 //!
 //! Lifecycle requests from the API (acknowledge, resolve) and rule changes
 //! reach the engine through [`Command`]s, answered once stored.
@@ -51,6 +56,9 @@ pub enum AlertActorError {
     /// A blocking store task failed.
     #[error("store task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Another process took the claim (this one stopped renewing in time).
+    #[error("another process took the alert engine's claim")]
+    LostClaim,
 }
 
 /// Why a command failed.
@@ -65,6 +73,9 @@ pub enum CommandError {
     /// The engine is not running (restarting, or not in this process).
     #[error("the alert engine is not running")]
     Unavailable,
+    /// Another process sharing the store runs the engine.
+    #[error("the alert engine runs in another process ({0})")]
+    Elsewhere(String),
 }
 
 /// A request to the engine from the API.
@@ -159,6 +170,11 @@ async fn run(
     deps: AlertDeps,
     mut commands: mpsc::Receiver<(Command, Reply)>,
 ) -> Result<(), AlertActorError> {
+    if !stand_by(&deps, &mut commands).await? {
+        return Ok(());
+    }
+    let renew_every = deps.store.claim_ttl().map(|ttl| ttl / 3);
+    let mut last_renew = Instant::now();
     let store = deps.store.clone();
     let (rules, unresolved) = tokio::task::spawn_blocking(move || {
         Ok::<_, StoreError>((store.rules()?, store.unresolved()?))
@@ -194,6 +210,19 @@ async fn run(
             last_tick = Instant::now();
             changes.extend(engine.tick(now_ms()));
         }
+        if renew_every.is_some_and(|every| last_renew.elapsed() >= every) {
+            last_renew = Instant::now();
+            let store = deps.store.clone();
+            let (held, rules) = tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((store.claim()?, store.rules()?))
+            })
+            .await??;
+            if !held {
+                return Err(AlertActorError::LostClaim);
+            }
+            // Rules may have changed in any process sharing the store.
+            changes.extend(engine.set_rules(rules));
+        }
         persist(&deps, changes).await?;
         for d in done {
             d.ack().await?;
@@ -201,6 +230,50 @@ async fn run(
         while let Ok((cmd, reply)) = commands.try_recv() {
             let answer = command(&deps, &mut engine, cmd).await;
             let _ = reply.send(answer);
+        }
+    }
+}
+
+/// Waits until this process may run the engine (at once unless the store
+/// is shared); meanwhile answers commands: lifecycle changes belong to the
+/// process that runs it. `false`: the actor is going away.
+async fn stand_by(
+    deps: &AlertDeps,
+    commands: &mut mpsc::Receiver<(Command, Reply)>,
+) -> Result<bool, AlertActorError> {
+    let Some(ttl) = deps.store.claim_ttl() else {
+        return Ok(true);
+    };
+    let mut told = false;
+    loop {
+        let store = deps.store.clone();
+        match tokio::task::spawn_blocking(move || store.claim()).await? {
+            Ok(true) => return Ok(true),
+            Ok(false) if !told => {
+                told = true;
+                tracing::info!(holder = ?deps.store.claimed_by(), "another process runs the alert engine; standing by");
+            }
+            Ok(false) => {}
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "cannot claim the alert engine now")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let pause = tokio::time::sleep(ttl / 3);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = &mut pause => break,
+                cmd = commands.recv() => {
+                    let Some((cmd, reply)) = cmd else { return Ok(false) };
+                    let holder = deps.store.claimed_by().unwrap_or_else(|| "unknown".into());
+                    let _ = reply.send(match cmd {
+                        // The engine that runs reloads the rules itself.
+                        Command::ReloadRules => Ok(None),
+                        _ => Err(CommandError::Elsewhere(holder)),
+                    });
+                }
+            }
         }
     }
 }

@@ -43,6 +43,11 @@ pub enum StoreError {
         /// unavailable, unreachable) rather than a wrong request or schema.
         transient: bool,
     },
+    /// A change lost to another writer: the row changed meanwhile, or this
+    /// process no longer holds the claim that lets it write (alerts in a
+    /// shared store). Read again before deciding anew.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The ScyllaDB keyspace lacks this build's schema.
     #[error("scylla schema: {0}")]
     Schema(String),

@@ -171,10 +171,15 @@ pub async fn get(
 
 async fn lifecycle(state: &AppState, cmd: Command, id: &str) -> Result<HttpResponse, ApiError> {
     let store = state.alerts()?;
-    let engine = state
-        .alert_engine
-        .get()
-        .ok_or_else(|| ApiError::Unavailable("the alert engine is not running".into()))?;
+    let engine = state.alert_engine.get().ok_or_else(|| {
+        ApiError::Unavailable(if store.claim_ttl().is_some() {
+            "this process does not run the alert engine: acknowledge and resolve through an \
+             aggregating process (the one holding the engine's claim)"
+                .into()
+        } else {
+            "the alert engine is not running".into()
+        })
+    })?;
     let answer = engine
         .send(cmd)
         .await
@@ -198,6 +203,9 @@ async fn lifecycle(state: &AppState, cmd: Command, id: &str) -> Result<HttpRespo
             "the alert engine is restarting; retry".into(),
         )),
         Err(CommandError::Store(m)) => Err(ApiError::Internal(m)),
+        Err(e @ CommandError::Elsewhere(_)) => Err(ApiError::Unavailable(format!(
+            "{e}: acknowledge and resolve through that process"
+        ))),
     }
 }
 

@@ -1,5 +1,6 @@
 //! ScyllaDB as the store (`store.scylla.nodes`): the time series
-//! ([`series::ScyllaStore`]) and the summaries ([`summaries::ScyllaSummaries`])
+//! ([`series::ScyllaStore`]), the summaries ([`summaries::ScyllaSummaries`])
+//! and the alerts, alert rules and alert event log ([`alerts::ScyllaAlerts`])
 //! in one keyspace that `starling migrate` ([`schema`]) creates.
 //!
 //! [`Cluster`] is the connection every table shares: one driver session
@@ -10,13 +11,16 @@
 //! - waits for one of `max_in_flight` permits first (back-pressure instead
 //!   of an unbounded queue of requests);
 //! - is idempotent (absolute values under deterministic keys, inserts of
-//!   post ids; no counters, no lightweight transactions), marked so for the
-//!   driver, and retried on overload, timeouts, unavailability and broken
-//!   connections, `retries` times with exponential back-off;
+//!   post ids; no counters), marked so for the driver, and retried on
+//!   overload, timeouts, unavailability and broken connections, `retries`
+//!   times with exponential back-off. The only lightweight transactions are
+//!   the alerts' decisions ([`Cluster::cas`]), written so that a retry
+//!   recognises its own first attempt;
 //! - counts its failures: [`Cluster::failing_since`] says since when
 //!   requests have been failing, which lookups answered from the hot cache during
 //!   an outage report as `stale_since`.
 
+pub mod alerts;
 pub mod schema;
 pub mod series;
 pub mod summaries;
@@ -33,10 +37,10 @@ pub fn migrate(config: &crate::config::Config) -> Result<Vec<String>, StoreError
 /// with the error.
 pub fn prepare_all(config: &crate::config::Config) -> Result<Vec<(String, String)>, StoreError> {
     let cluster = Cluster::connect(&config.store.scylla)?;
-    let series = series::ScyllaStore::new(cluster.clone(), &config.store, &[0]);
-    let summaries = summaries::ScyllaSummaries::new(cluster.clone());
-    let mut statements = series.statements();
-    statements.extend(summaries.statements());
+    let stores = Stores::new(cluster.clone(), config);
+    let mut statements = stores.series.statements();
+    statements.extend(stores.summaries.statements());
+    statements.extend(stores.alerts.statements());
     let c = cluster.clone();
     cluster.block(async move {
         let mut failed = Vec::new();
@@ -57,11 +61,34 @@ pub fn drop_keyspace(config: &crate::config::Config) -> Result<(), StoreError> {
     cluster.block(async move { c.ddl(&cql).await })?
 }
 
+/// The stores of a process that keeps its data in ScyllaDB, on one session.
+pub struct Stores {
+    /// Time series, entities, counted posts, watermarks.
+    pub series: series::ScyllaStore,
+    /// Summaries.
+    pub summaries: summaries::ScyllaSummaries,
+    /// Alerts, alert rules and the alert event log.
+    pub alerts: alerts::ScyllaAlerts,
+}
+
+impl Stores {
+    fn new(cluster: Arc<Cluster>, config: &crate::config::Config) -> Stores {
+        Stores {
+            series: series::ScyllaStore::new(
+                cluster.clone(),
+                &config.store,
+                &config.owned_shards(),
+            ),
+            summaries: summaries::ScyllaSummaries::new(cluster.clone()),
+            // Resolved alerts and the event log live as long as 1-hour windows.
+            alerts: alerts::ScyllaAlerts::new(cluster, config.store.retention_1h_days),
+        }
+    }
+}
+
 /// The stores of a process that keeps its data in ScyllaDB: connects and
 /// checks that `migrate` has created this build's schema.
-pub fn open(
-    config: &crate::config::Config,
-) -> Result<(series::ScyllaStore, summaries::ScyllaSummaries), StoreError> {
+pub fn open(config: &crate::config::Config) -> Result<Stores, StoreError> {
     let cluster = Cluster::connect(&config.store.scylla)?;
     match schema::check(&cluster) {
         Ok(()) => {}
@@ -80,10 +107,7 @@ pub fn open(
         }
         Err(e) => return Err(e),
     }
-    Ok((
-        series::ScyllaStore::new(cluster.clone(), &config.store, &config.owned_shards()),
-        summaries::ScyllaSummaries::new(cluster),
-    ))
+    Ok(Stores::new(cluster, config))
 }
 
 use super::StoreError;
@@ -342,6 +366,11 @@ impl Cluster {
         block_on(&self.handle, fut)
     }
 
+    /// Runs `fut` in the background on the driver's runtime.
+    pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(fut);
+    }
+
     /// The prepared form of `cql` (prepared on first use, with retries),
     /// marked idempotent.
     pub(crate) async fn prepare(
@@ -474,6 +503,43 @@ impl Cluster {
         .await
     }
 
+    /// Runs a lightweight transaction (a conditional `INSERT … IF NOT
+    /// EXISTS`, `UPDATE … IF …` or `DELETE … IF …`). It is retried like
+    /// every request, so a retry may find its own earlier attempt applied:
+    /// every caller writes its conditions so that it can tell from the row
+    /// [`Cas::row`] returns (see `alerts`).
+    pub(crate) async fn cas(
+        self: &Arc<Self>,
+        cql: &str,
+        values: impl SerializeRow,
+    ) -> Result<Cas, StoreError> {
+        let result = self.execute(cql, Access::Write, values).await?;
+        let rows = result.into_rows_result().map_err(|e| failed(cql, e))?;
+        let names: Vec<String> = rows
+            .column_specs()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        let row = rows
+            .maybe_first_row::<scylla::value::Row>()
+            .map_err(|e| failed(cql, e))?
+            .ok_or_else(|| failed(cql, "no [applied] row"))?;
+        let mut cas = Cas {
+            applied: false,
+            row: HashMap::new(),
+        };
+        for (name, value) in names.into_iter().zip(row.columns) {
+            match (name.as_str(), value) {
+                ("[applied]", Some(v)) => cas.applied = v.as_boolean().unwrap_or(false),
+                (_, Some(v)) => {
+                    cas.row.insert(name, v);
+                }
+                (_, None) => {}
+            }
+        }
+        Ok(cas)
+    }
+
     /// Runs a statement once, unprepared (schema changes in `migrate`).
     pub(crate) async fn ddl(self: &Arc<Self>, cql: &str) -> Result<(), StoreError> {
         self.retrying(cql, |s| {
@@ -481,6 +547,31 @@ impl Cluster {
             async move { Ok(s.query_unpaged(cql, ()).await.map(|_| ())?) }
         })
         .await
+    }
+}
+
+/// What a lightweight transaction answered: whether it was applied and,
+/// when not, the current values of the row (null columns left out).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cas {
+    /// `[applied]`.
+    pub applied: bool,
+    /// The row as it is, by column (when not applied).
+    pub row: HashMap<String, scylla::value::CqlValue>,
+}
+
+impl Cas {
+    /// A text column of the returned row.
+    pub fn text(&self, column: &str) -> Option<&str> {
+        self.row
+            .get(column)
+            .and_then(|v| v.as_text())
+            .map(String::as_str)
+    }
+
+    /// A bigint column of the returned row.
+    pub fn bigint(&self, column: &str) -> Option<i64> {
+        self.row.get(column).and_then(|v| v.as_bigint())
     }
 }
 

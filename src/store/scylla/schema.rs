@@ -22,7 +22,7 @@ use crate::store::StoreError;
 use std::sync::Arc;
 
 /// Version of the schema this build writes (`schema_version` table).
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// How long one bucket (partition) of a window table spans.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -42,6 +42,8 @@ pub struct Table {
     pub order: Option<&'static str>,
     /// Time-series table: TWCS with this default TTL in seconds.
     pub ttl_s: Option<i64>,
+    /// Other options at creation (`gc_grace_seconds = …`).
+    pub extra: Option<&'static str>,
 }
 
 impl Table {
@@ -64,6 +66,7 @@ impl Table {
             // Rows are never deleted: expired cells need no grace period.
             opts.push("gc_grace_seconds = 0".into());
         }
+        opts.extend(self.extra.map(str::to_string));
         opts.join(" AND ")
     }
 
@@ -115,6 +118,7 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
                PRIMARY KEY ((kind, id, bucket), start_ms)",
         order: Some("start_ms DESC"),
         ttl_s: Some(secs(ttl_ms)),
+        extra: None,
     };
     vec![
         window("windows_1s", hours(cfg.retention_1s_hours)),
@@ -127,6 +131,7 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
                    PRIMARY KEY ((kind, start_ms), hash)",
             order: None,
             ttl_s: Some(secs(hours(cfg.retention_1h_days * 24))),
+            extra: None,
         },
         Table {
             name: "entities",
@@ -134,18 +139,21 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
                    last_seen_ms bigint, totals blob, PRIMARY KEY ((kind, bucket), id)",
             order: None,
             ttl_s: None,
+            extra: None,
         },
         Table {
             name: "watermarks",
             body: "kind tinyint, owner text, watermark_ms bigint, PRIMARY KEY (kind, owner)",
             order: None,
             ttl_s: None,
+            extra: None,
         },
         Table {
             name: "pending_batches",
             body: "kind tinyint, owner text, batch blob, PRIMARY KEY ((kind, owner))",
             order: None,
             ttl_s: None,
+            extra: None,
         },
         Table {
             name: "summaries",
@@ -153,12 +161,72 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
                    PRIMARY KEY ((kind, id), to_ms, from_ms)",
             order: Some("to_ms DESC, from_ms ASC"),
             ttl_s: Some(secs(hours(summaries_days * 24))),
+            extra: None,
+        },
+        // Alerts: one writer at a time (the process holding the claim in
+        // `leases`); decisions are lightweight transactions (see `alerts`).
+        Table {
+            name: "alerts",
+            body: "id text PRIMARY KEY, state text, pending text, alert text",
+            order: None,
+            ttl_s: None,
+            extra: None,
+        },
+        Table {
+            // Rows of resolved alerts carry the alert retention as their TTL.
+            name: "alerts_by_time",
+            body: "bucket bigint, opened_ms bigint, id text, \
+                   PRIMARY KEY ((bucket), opened_ms, id)",
+            order: Some("opened_ms DESC, id ASC"),
+            ttl_s: None,
+            extra: None,
+        },
+        Table {
+            // Kept as long as resolved alerts (1-hour window retention).
+            name: "alert_log",
+            body: "bucket bigint, seq bigint, alert_id text, event text, \
+                   PRIMARY KEY ((bucket), seq)",
+            order: Some("seq ASC"),
+            ttl_s: Some(secs(hours(cfg.retention_1h_days * 24))),
+            extra: None,
+        },
+        Table {
+            name: "alert_head",
+            body: "name text PRIMARY KEY, seq bigint, epoch bigint, holder text",
+            order: None,
+            ttl_s: None,
+            extra: None,
+        },
+        Table {
+            // A queue of ids, one short partition: a resurrected entry is
+            // harmless (recovery finds nothing pending), so tombstones may
+            // go after an hour.
+            name: "alert_pending",
+            body: "p int, id text, PRIMARY KEY ((p), id)",
+            order: None,
+            ttl_s: None,
+            extra: Some("gc_grace_seconds = 3600"),
+        },
+        Table {
+            name: "alert_rules",
+            body: "id text PRIMARY KEY, rule text",
+            order: None,
+            ttl_s: None,
+            extra: None,
+        },
+        Table {
+            name: "leases",
+            body: "name text PRIMARY KEY, holder text",
+            order: None,
+            ttl_s: None,
+            extra: None,
         },
         Table {
             name: "schema_version",
             body: "name text PRIMARY KEY, version int, applied_ms bigint",
             order: None,
             ttl_s: None,
+            extra: None,
         },
     ]
 }
