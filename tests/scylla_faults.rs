@@ -387,6 +387,17 @@ async fn a_web_only_process_reads_the_shared_store() {
     let (status, body) = call(&s, "GET", "/api/entities/project/SOL/series", None).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.to_string().contains("store is unavailable"), "{body}");
+    // Alerts are read from the shared store too (here: down)...
+    let (status, body) = call(&s, "GET", "/api/alerts", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("store is unavailable"), "{body}");
+    // ...but changed only by the process that runs the alert engine.
+    let (status, body) = call(&s, "POST", "/api/alerts/al_1/ack", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.to_string().contains("does not run the alert engine"),
+        "{body}"
+    );
     // No aggregators here, so no live feed: said, not an idle socket.
     let (status, body) = call(&s, "GET", "/ws", None).await;
     assert_eq!(status, 503, "{body}");

@@ -337,3 +337,120 @@ async fn persist(deps: &AlertDeps, changes: Vec<Change>) -> Result<(), AlertActo
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::model::{AlertEventType, Rule};
+    use crate::store::alerts::{AlertPage, AlertQuery};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A shared store whose claim another process holds for the first
+    /// `busy` attempts. Only the claim is used by `stand_by`.
+    struct Claimed {
+        busy: u32,
+        tries: AtomicU32,
+    }
+
+    impl AlertStore for Claimed {
+        fn record(&self, _: &Alert, _: AlertEventType, _: i64) -> Result<AlertEvent, StoreError> {
+            unreachable!("standing by writes nothing")
+        }
+        fn save(&self, _: &Alert) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        fn alert(&self, _: &str) -> Result<Option<Alert>, StoreError> {
+            unreachable!()
+        }
+        fn alerts(&self, _: &AlertQuery) -> Result<AlertPage, StoreError> {
+            unreachable!()
+        }
+        fn unresolved(&self) -> Result<Vec<Alert>, StoreError> {
+            unreachable!()
+        }
+        fn events_after(&self, _: u64, _: usize) -> Result<Vec<AlertEvent>, StoreError> {
+            unreachable!()
+        }
+        fn watch_seq(&self) -> tokio::sync::watch::Receiver<u64> {
+            unreachable!()
+        }
+        fn put_rule(&self, _: &Rule) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        fn rule(&self, _: &str) -> Result<Option<Rule>, StoreError> {
+            unreachable!()
+        }
+        fn rules(&self) -> Result<Vec<Rule>, StoreError> {
+            unreachable!()
+        }
+        fn delete_rule(&self, _: &str) -> Result<bool, StoreError> {
+            unreachable!()
+        }
+        fn expire(&self, _: i64) -> Result<usize, StoreError> {
+            unreachable!()
+        }
+        fn claim(&self) -> Result<bool, StoreError> {
+            Ok(self.tries.fetch_add(1, Ordering::SeqCst) >= self.busy)
+        }
+        fn claim_ttl(&self) -> Option<Duration> {
+            Some(Duration::from_millis(60))
+        }
+        fn claimed_by(&self) -> Option<String> {
+            Some("host-b/42".into())
+        }
+    }
+
+    fn deps(store: Arc<dyn AlertStore>) -> AlertDeps {
+        AlertDeps {
+            bus: Arc::new(crate::bus::memory::MemoryBus::new(&BusConfig::default())),
+            store,
+            cfg: AlertsConfig::default(),
+            kol_followers: 0,
+            bus_cfg: BusConfig::default(),
+            hub: Slot::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_process_stands_by_while_another_runs_the_engine() {
+        let store = Arc::new(Claimed {
+            busy: 3,
+            tries: AtomicU32::new(0),
+        });
+        let deps = deps(store.clone());
+        let (tx, mut rx) = mpsc::channel(4);
+        let standing = tokio::spawn(async move { stand_by(&deps, &mut rx).await });
+        let ask = |cmd| {
+            let tx = tx.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                tx.send((cmd, reply)).await.expect("send");
+                answer.await.expect("answer")
+            }
+        };
+        match ask(Command::Acknowledge("al_1".into())).await {
+            Err(CommandError::Elsewhere(holder)) => assert_eq!(holder, "host-b/42"),
+            other => panic!("{other:?}"),
+        }
+        // The engine that runs reloads rules itself.
+        assert!(matches!(ask(Command::ReloadRules).await, Ok(None)));
+        assert!(
+            standing.await.expect("join").expect("stand by"),
+            "took over"
+        );
+        assert_eq!(store.tries.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_needs_no_claim() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let embedded =
+            crate::store::embedded::EmbeddedStore::open_at(dir.path(), &Default::default())
+                .expect("store");
+        let alerts = crate::store::alerts::EmbeddedAlerts::open(&embedded).expect("alerts");
+        let (_tx, mut rx) = mpsc::channel(1);
+        assert!(stand_by(&deps(Arc::new(alerts)), &mut rx)
+            .await
+            .expect("stand by"));
+    }
+}

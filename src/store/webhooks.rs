@@ -120,6 +120,52 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
+impl EndpointStats {
+    /// Counts a 2xx at `at_ms` (one delivery left the outbox).
+    pub fn succeeded(&mut self, at_ms: i64, status: u16) {
+        self.delivered += 1;
+        self.pending = self.pending.saturating_sub(1);
+        self.consecutive_failures = 0;
+        self.last_success_ms = Some(at_ms);
+        self.last_attempt_ms = Some(at_ms);
+        self.last_status = Some(status);
+    }
+
+    /// Counts a failed attempt.
+    pub fn failed(&mut self, failure: &Failure) {
+        self.failed_attempts += 1;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.last_attempt_ms = Some(failure.at_ms);
+        if failure.status.is_some() {
+            self.last_status = failure.status;
+        }
+        self.last_error = Some(failure.error.clone());
+    }
+}
+
+impl Delivery {
+    /// A new delivery of `event` to `endpoint`, due at `now_ms`.
+    pub fn new(endpoint: &str, event: &AlertEvent, now_ms: i64) -> Delivery {
+        Delivery {
+            endpoint_id: endpoint.to_string(),
+            seq: event.seq,
+            event_type: event_type(event),
+            idempotency_key: event.idempotency_key(),
+            created_at_ms: now_ms,
+            attempts: 0,
+            next_attempt_ms: now_ms,
+            last_error: None,
+        }
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub fn failed(&mut self, failure: &Failure) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.next_attempt_ms = failure.next_attempt_ms;
+        self.last_error = Some(failure.error.clone());
+    }
+}
+
 /// `alert.<event>`: a delivery's type (the payload's `type`, the
 /// `Starling-Event` header).
 pub fn event_type(event: &AlertEvent) -> String {
@@ -187,6 +233,61 @@ pub struct Due {
     /// The earliest `next_attempt_ms` of the pending deliveries not
     /// returned and not busy; `Some(now)` or less when more are due.
     pub next_ms: Option<i64>,
+}
+
+impl Due {
+    /// What is due at `now_ms` among an endpoint's `pending` deliveries
+    /// (oldest seq first), at most `limit`, skipping the `busy` seqs.
+    pub fn collect(
+        pending: impl IntoIterator<Item = Result<Delivery, StoreError>>,
+        now_ms: i64,
+        limit: usize,
+        busy: &HashSet<u64>,
+    ) -> Result<Due, StoreError> {
+        let mut due = Due::default();
+        for d in pending {
+            let d = d?;
+            if busy.contains(&d.seq) {
+                continue;
+            }
+            if d.next_attempt_ms <= now_ms && due.ready.len() < limit {
+                due.ready.push(d);
+                continue;
+            }
+            due.next_ms = Some(
+                due.next_ms
+                    .map_or(d.next_attempt_ms, |n| n.min(d.next_attempt_ms)),
+            );
+            if due.next_ms.is_some_and(|n| n <= now_ms) {
+                break; // more are due than asked for; no need to look further
+            }
+        }
+        Ok(due)
+    }
+}
+
+/// The deliveries `events` make: one per event and endpoint that
+/// [wants](Endpoint::wants) it, with the body paired with the event.
+pub fn fan_out<'a>(
+    endpoints: &'a [Endpoint],
+    events: &'a [(&AlertEvent, Vec<u8>)],
+    now_ms: i64,
+) -> impl Iterator<Item = (Delivery, &'a [u8])> + 'a {
+    events.iter().flat_map(move |(event, body)| {
+        endpoints
+            .iter()
+            .filter(|e| e.wants(event))
+            .map(move |e| (Delivery::new(&e.id, event, now_ms), body.as_slice()))
+    })
+}
+
+/// Counts one more delivery for `endpoint` in `added` (what
+/// [`WebhookStore::enqueue`] returns).
+pub fn count_added(added: &mut Vec<(String, u64)>, endpoint: &str) {
+    match added.iter_mut().find(|(e, _)| e == endpoint) {
+        Some((_, n)) => *n += 1,
+        None => added.push((endpoint.to_string(), 1)),
+    }
 }
 
 /// Storage of webhook endpoints, their outbox, stats and the fan-out cursor.
@@ -454,29 +555,14 @@ impl WebhookStore for EmbeddedWebhooks {
         }
         let mut added: Vec<(String, u64)> = Vec::new();
         let mut wb = self.db.batch().durability(Some(self.mode()));
-        for (event, body) in events {
-            for endpoint in endpoints.iter().filter(|e| e.wants(event)) {
-                let key = outbox_key(&endpoint.id, event.seq);
-                if self.outbox.get(&key)?.is_some() {
-                    continue; // already fanned out (never with one dispatcher)
-                }
-                let delivery = Delivery {
-                    endpoint_id: endpoint.id.clone(),
-                    seq: event.seq,
-                    event_type: event_type(event),
-                    idempotency_key: event.idempotency_key(),
-                    created_at_ms: now_ms,
-                    attempts: 0,
-                    next_attempt_ms: now_ms,
-                    last_error: None,
-                };
-                wb.insert(&self.outbox, key.as_slice(), encode(&key, &delivery)?);
-                wb.insert(&self.bodies, key.as_slice(), body.clone());
-                match added.iter_mut().find(|(e, _)| *e == endpoint.id) {
-                    Some((_, n)) => *n += 1,
-                    None => added.push((endpoint.id.clone(), 1)),
-                }
+        for (delivery, body) in fan_out(&endpoints, events, now_ms) {
+            let key = outbox_key(&delivery.endpoint_id, delivery.seq);
+            if self.outbox.get(&key)?.is_some() {
+                continue; // already fanned out (never with one dispatcher)
             }
+            wb.insert(&self.outbox, key.as_slice(), encode(&key, &delivery)?);
+            wb.insert(&self.bodies, key.as_slice(), body.to_vec());
+            count_added(&mut added, &delivery.endpoint_id);
         }
         for (id, n) in &added {
             let mut stats = self.stats_of(id)?;
@@ -495,26 +581,11 @@ impl WebhookStore for EmbeddedWebhooks {
         limit: usize,
         busy: &HashSet<u64>,
     ) -> Result<Due, StoreError> {
-        let mut due = Due::default();
-        for guard in self.outbox.prefix(prefix(endpoint)) {
+        let pending = self.outbox.prefix(prefix(endpoint)).map(|guard| {
             let (k, v) = guard.into_inner()?;
-            let d: Delivery = decode(&k, &v)?;
-            if busy.contains(&d.seq) {
-                continue;
-            }
-            if d.next_attempt_ms <= now_ms && due.ready.len() < limit {
-                due.ready.push(d);
-                continue;
-            }
-            due.next_ms = Some(
-                due.next_ms
-                    .map_or(d.next_attempt_ms, |n| n.min(d.next_attempt_ms)),
-            );
-            if due.next_ms.is_some_and(|n| n <= now_ms) {
-                break; // more are due than asked for; no need to look further
-            }
-        }
-        Ok(due)
+            decode::<Delivery>(&k, &v)
+        });
+        Due::collect(pending, now_ms, limit, busy)
     }
 
     fn body(&self, endpoint: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -537,12 +608,7 @@ impl WebhookStore for EmbeddedWebhooks {
             return Ok(false);
         }
         let mut stats = self.stats_of(endpoint)?;
-        stats.delivered += 1;
-        stats.pending = stats.pending.saturating_sub(1);
-        stats.consecutive_failures = 0;
-        stats.last_success_ms = Some(at_ms);
-        stats.last_attempt_ms = Some(at_ms);
-        stats.last_status = Some(status);
+        stats.succeeded(at_ms, status);
         let mut wb = self.db.batch().durability(Some(self.mode()));
         wb.remove(&self.outbox, key.as_slice());
         wb.remove(&self.bodies, key.as_slice());
@@ -571,17 +637,9 @@ impl WebhookStore for EmbeddedWebhooks {
             let Some(mut ep) = self.get::<Endpoint>(&self.endpoints, endpoint.as_bytes())? else {
                 return Ok(None);
             };
-            d.attempts = d.attempts.saturating_add(1);
-            d.next_attempt_ms = failure.next_attempt_ms;
-            d.last_error = Some(failure.error.clone());
+            d.failed(failure);
             let mut stats = self.stats_of(endpoint)?;
-            stats.failed_attempts += 1;
-            stats.consecutive_failures = stats.consecutive_failures.saturating_add(1);
-            stats.last_attempt_ms = Some(failure.at_ms);
-            if failure.status.is_some() {
-                stats.last_status = failure.status;
-            }
-            stats.last_error = Some(failure.error.clone());
+            stats.failed(failure);
             let mut wb = self.db.batch().durability(Some(self.mode()));
             wb.insert(&self.outbox, key.as_slice(), encode(&key, &d)?);
             let mut pause = None;

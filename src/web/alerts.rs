@@ -128,10 +128,8 @@ impl AlertsQuery {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    web::block(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    // A store that does not answer (shared ScyllaDB down) is a 503.
+    Ok(web::block(f).await??)
 }
 
 /// Alerts, newest first, filtered and paged.
