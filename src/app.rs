@@ -90,42 +90,61 @@ pub async fn run(
     bus.ensure_consumers(&crate::bus::pipeline_consumers(&config.bus))
         .await
         .context("creating the pipeline's consumers")?;
-    let mut webhooks: Option<Arc<dyn WebhookStore>> = None;
-    let mut summaries: Option<Arc<dyn SummaryStore>> = None;
-    let (store, archive, alerts) = if config.runs(Role::Aggregate) {
+    let shared = if config.store.scylla.enabled()
+        && (config.runs(Role::Aggregate) || config.runs(Role::Web))
+    {
+        Some(open_scylla(&config).await?)
+    } else {
+        None
+    };
+    let (store, archive, alerts, webhooks, summaries) = if config.runs(Role::Aggregate) {
         let embedded = EmbeddedStore::open(&config.store)
             .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
-        webhooks = Some(Arc::new(
-            EmbeddedWebhooks::open(&embedded).context("opening the webhook store")?,
-        ));
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
             .with_context(|| format!("opening the post archive in {}", dir.display()))?;
-        let (store, alerts): (Arc<dyn Store>, Arc<dyn AlertStore>) =
-            if config.store.scylla.enabled() {
-                // Time series, summaries and alerts in ScyllaDB; webhooks and
-                // the post archive stay in this process's data directory.
-                let shared = open_scylla(&config).await?;
-                summaries = Some(shared.summaries);
-                (shared.series, shared.alerts)
-            } else {
-                summaries = Some(Arc::new(
-                    EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
-                ));
-                let alerts =
+        let archive = Some(Arc::new(archive));
+        match shared {
+            // Everything but the post archive in ScyllaDB.
+            Some(s) => (
+                Some(s.series),
+                archive,
+                Some(s.alerts),
+                Some(s.webhooks),
+                Some(s.summaries),
+            ),
+            None => {
+                let alerts: Arc<dyn AlertStore> =
                     Arc::new(EmbeddedAlerts::open(&embedded).context("opening the alert store")?);
-                (Arc::new(embedded), alerts)
-            };
-        (Some(store), Some(Arc::new(archive)), Some(alerts))
-    } else if config.store.scylla.enabled() && config.runs(Role::Web) {
+                let webhooks: Arc<dyn WebhookStore> = Arc::new(
+                    EmbeddedWebhooks::open(&embedded).context("opening the webhook store")?,
+                );
+                let summaries: Arc<dyn SummaryStore> = Arc::new(
+                    EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
+                );
+                let store: Arc<dyn Store> = Arc::new(embedded);
+                (
+                    Some(store),
+                    archive,
+                    Some(alerts),
+                    Some(webhooks),
+                    Some(summaries),
+                )
+            }
+        }
+    } else if let Some(s) = shared {
         // A web-only process over the shared store: series, entities,
-        // summaries and alerts of every shard (no posts or webhooks: those
+        // summaries, alerts and webhooks of every shard (no posts: those
         // stay with the aggregating processes).
-        let shared = open_scylla(&config).await?;
-        summaries = Some(shared.summaries);
-        (Some(shared.series), None, Some(shared.alerts))
+        (
+            Some(s.series),
+            None,
+            Some(s.alerts),
+            Some(s.webhooks),
+            Some(s.summaries),
+        )
     } else {
-        (None, None, None)
+        (None, None, None, None, None)
     };
     let cache = if config.store.scylla.enabled() {
         // Other processes write entities this one reads: cached lookups may
@@ -291,6 +310,7 @@ struct Shared {
     series: Arc<dyn Store>,
     summaries: Arc<dyn SummaryStore>,
     alerts: Arc<dyn AlertStore>,
+    webhooks: Arc<dyn WebhookStore>,
 }
 
 /// Connects to ScyllaDB and opens the shared stores.
@@ -306,6 +326,7 @@ async fn open_scylla(config: &Arc<Config>) -> anyhow::Result<Shared> {
         series: Arc::new(stores.series),
         summaries: Arc::new(stores.summaries),
         alerts: Arc::new(stores.alerts),
+        webhooks: Arc::new(stores.webhooks),
     })
 }
 

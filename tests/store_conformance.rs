@@ -4,15 +4,19 @@
 //! per test, dropped afterwards) and says SKIPPED, loudly, without one.
 
 use starling::actors::aggregator::window::{id_hash, Contribution, Resolution, WindowMetrics};
-use starling::alerts::model::{Alert, AlertEventType, AlertKind, AlertState, Rule};
+use starling::alerts::model::{Alert, AlertEvent, AlertEventType, AlertKind, AlertState, Rule};
 use starling::config::StoreConfig;
 use starling::domain::EntityRef;
 use starling::domain::{EntityKind, SentimentLabel};
 use starling::store::alerts::{AlertPage, AlertQuery, AlertStore, EmbeddedAlerts};
 use starling::store::embedded::EmbeddedStore;
 use starling::store::summaries::{EmbeddedSummaries, SummaryStore};
+use starling::store::webhooks::{
+    Due, EmbeddedWebhooks, Endpoint, Failure, PausePolicy, WebhookStore,
+};
 use starling::store::{Store, StoreError, WindowBatch, WindowDelta};
 use starling::summary::model::{Change, Method, Summary, WindowNumbers};
+use std::collections::HashSet;
 
 /// A whole hour, two hours ago: recent enough for every retention (the
 /// ScyllaDB store does not read partitions its TTL has emptied).
@@ -594,6 +598,272 @@ fn scylla_one_alert_writer_at_a_time() {
         .collect();
     assert_eq!(seqs, vec![(1, "first".into()), (2, "second".into())]);
     assert_eq!(a.alert("late").expect("get"), None, "a wrote nothing");
+}
+
+fn endpoint(id: &str) -> Endpoint {
+    Endpoint {
+        id: id.into(),
+        url: "http://127.0.0.1:1/hook".into(),
+        kinds: vec![],
+        min_severity: None,
+        description: None,
+        secret: "whsec_test".into(),
+        created_at_ms: 1_000,
+        from_seq: 0,
+        paused: None,
+        resumed_at_ms: None,
+    }
+}
+
+/// Events `from..=to` of alert `a`, with their bodies.
+fn events(from: u64, to: u64) -> Vec<(AlertEvent, Vec<u8>)> {
+    (from..=to)
+        .map(|seq| {
+            let event = AlertEvent {
+                seq,
+                event: AlertEventType::Raised,
+                at_ms: 5,
+                alert: alert("a", AlertKind::Churn, 0, 5),
+            };
+            (event, format!("{{\"seq\":{seq}}}").into_bytes())
+        })
+        .collect()
+}
+
+fn enqueue(
+    s: &dyn WebhookStore,
+    events: &[(AlertEvent, Vec<u8>)],
+    now_ms: i64,
+) -> Vec<(String, u64)> {
+    let refs: Vec<(&AlertEvent, Vec<u8>)> = events.iter().map(|(e, b)| (e, b.clone())).collect();
+    let cursor = events.last().map_or(0, |(e, _)| e.seq);
+    s.enqueue(&refs, cursor, now_ms).expect("enqueue")
+}
+
+fn seqs(due: &Due) -> Vec<u64> {
+    due.ready.iter().map(|d| d.seq).collect()
+}
+
+/// Webhooks: events fan out once per matching endpoint with the cursor;
+/// what one store wrote, the next one opened (a restart, another process)
+/// finds.
+fn webhooks_fan_out_once_with_the_cursor(open: &dyn Fn() -> Box<dyn WebhookStore>) {
+    {
+        let s = open();
+        s.create(&endpoint("wh_a")).expect("create");
+        let mut b = endpoint("wh_b");
+        b.from_seq = 1; // registered after event 1
+        s.create(&b).expect("create");
+        let mut c = endpoint("wh_c");
+        c.kinds = vec![AlertKind::VolumeSpike];
+        s.create(&c).expect("create");
+        assert_eq!(s.cursor().expect("cursor"), 0);
+        let added = enqueue(s.as_ref(), &events(1, 2), 10);
+        assert_eq!(added, vec![("wh_a".into(), 2), ("wh_b".into(), 1)]);
+        // The same events again add nothing and count nothing twice.
+        assert!(enqueue(s.as_ref(), &events(2, 2), 10).is_empty());
+    }
+    let s = open();
+    assert_eq!(s.cursor().expect("cursor"), 2);
+    let ids: Vec<String> = s
+        .endpoints()
+        .expect("list")
+        .into_iter()
+        .map(|(e, _)| e.id)
+        .collect();
+    assert_eq!(ids, vec!["wh_a", "wh_b", "wh_c"]);
+    let (_, stats) = s.endpoint("wh_a").expect("get").expect("exists");
+    assert_eq!(stats.pending, 2);
+    let due = s.due("wh_a", 10, 10, &HashSet::new()).expect("due");
+    assert_eq!(seqs(&due), vec![1, 2]);
+    assert_eq!(due.ready[1].idempotency_key, "a.2");
+    assert_eq!(due.ready[1].event_type, "alert.raised");
+    assert_eq!(
+        s.body("wh_a", 2).expect("body"),
+        Some(b"{\"seq\":2}".to_vec())
+    );
+    let b = s.due("wh_b", 10, 10, &HashSet::new()).expect("due");
+    assert_eq!(seqs(&b), vec![2]);
+    assert!(s
+        .due("wh_c", 10, 10, &HashSet::new())
+        .expect("due")
+        .ready
+        .is_empty());
+    // With no endpoint wanting them, events still move the cursor.
+    s.delete("wh_a").expect("delete");
+    s.delete("wh_b").expect("delete");
+    assert!(enqueue(s.as_ref(), &events(3, 4), 10).is_empty());
+    assert_eq!(s.cursor().expect("cursor"), 4);
+}
+
+/// Webhooks: what is due skips busy and future deliveries and says when
+/// the next one is.
+fn webhooks_due_skips_busy_and_future(s: &dyn WebhookStore) {
+    s.create(&endpoint("wh_a")).expect("create");
+    enqueue(s, &events(1, 2), 10);
+    enqueue(s, &events(3, 3), 500);
+    let due = s.due("wh_a", 100, 10, &HashSet::from([1])).expect("due");
+    assert_eq!(seqs(&due), vec![2]);
+    assert_eq!(due.next_ms, Some(500));
+    let due = s.due("wh_a", 100, 1, &HashSet::new()).expect("due");
+    assert_eq!(due.ready.len(), 1);
+    assert!(due.next_ms.is_some_and(|n| n <= 100), "{due:?}");
+}
+
+/// Webhooks: attempts update the stats, failures pause by the policy, a
+/// resume makes every pending delivery due and starts the count again.
+fn webhooks_attempts_pause_and_resume(s: &dyn WebhookStore) {
+    s.create(&endpoint("wh_a")).expect("create");
+    enqueue(s, &events(1, 2), 10);
+    assert!(s.delivered("wh_a", 1, 20, 204).expect("ok"));
+    assert!(!s.delivered("wh_a", 1, 20, 204).expect("ok"), "only once");
+    let policy = PausePolicy {
+        max_consecutive_failures: 2,
+        max_age_ms: 1_000_000,
+    };
+    let fail = |at_ms| Failure {
+        at_ms,
+        status: Some(500),
+        error: "HTTP 500".into(),
+        next_attempt_ms: at_ms + 60_000,
+    };
+    assert_eq!(s.failed("wh_a", 2, &fail(30), &policy).expect("fail"), None);
+    let pause = s
+        .failed("wh_a", 2, &fail(40), &policy)
+        .expect("fail")
+        .expect("paused");
+    assert!(pause.reason.contains("2 consecutive"), "{}", pause.reason);
+    let (ep, stats) = s.endpoint("wh_a").expect("get").expect("exists");
+    assert_eq!(ep.paused, Some(pause));
+    assert_eq!(
+        (
+            stats.delivered,
+            stats.failed_attempts,
+            stats.consecutive_failures,
+            stats.pending
+        ),
+        (1, 2, 2, 1)
+    );
+    assert_eq!(stats.last_status, Some(500));
+    let mut watch = s.watch_endpoints();
+    watch.borrow_and_update();
+    let resumed = s.resume("wh_a", 50).expect("resume").expect("exists");
+    assert!(watch.has_changed().expect("open"));
+    assert_eq!((resumed.paused, resumed.resumed_at_ms), (None, Some(50)));
+    let due = s.due("wh_a", 50, 10, &HashSet::new()).expect("due");
+    assert_eq!(due.ready.len(), 1);
+    assert_eq!(due.ready[0].attempts, 2);
+    let stats = s.endpoint("wh_a").expect("get").expect("exists").1;
+    assert_eq!(stats.consecutive_failures, 0);
+    assert!(s.resume("wh_none", 50).expect("resume").is_none());
+}
+
+/// Webhooks: deleting an endpoint drops its outbox; results that arrive
+/// after it are ignored.
+fn webhooks_delete_drops_the_outbox(s: &dyn WebhookStore) {
+    s.create(&endpoint("wh_a")).expect("create");
+    s.create(&endpoint("wh_b")).expect("create");
+    enqueue(s, &events(1, 1), 10);
+    assert!(s.delete("wh_a").expect("delete"));
+    assert!(!s.delete("wh_a").expect("delete"));
+    assert_eq!(s.body("wh_a", 1).expect("body"), None);
+    assert!(!s.delivered("wh_a", 1, 20, 200).expect("late success"));
+    let policy = PausePolicy {
+        max_consecutive_failures: 1,
+        max_age_ms: 1,
+    };
+    let f = Failure {
+        at_ms: 20,
+        status: None,
+        error: "refused".into(),
+        next_attempt_ms: 30,
+    };
+    assert_eq!(
+        s.failed("wh_a", 1, &f, &policy).expect("late failure"),
+        None
+    );
+    assert!(s.endpoint("wh_a").expect("get").is_none());
+    assert_eq!(s.endpoints().expect("list").len(), 1);
+    assert_eq!(
+        s.due("wh_b", 10, 10, &HashSet::new())
+            .expect("due")
+            .ready
+            .len(),
+        1
+    );
+}
+
+/// The webhook cases, on the embedded engine and on ScyllaDB.
+mod webhooks {
+    use super::*;
+
+    fn embedded(dir: &std::path::Path) -> Box<dyn WebhookStore> {
+        Box::new(EmbeddedWebhooks::open(&open(dir)).expect("webhooks"))
+    }
+
+    fn scylla(ks: &live::Keyspace) -> Box<dyn WebhookStore> {
+        Box::new(
+            starling::store::scylla::open(&ks.config)
+                .expect("open")
+                .webhooks,
+        )
+    }
+
+    #[test]
+    fn embedded_fan_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        webhooks_fan_out_once_with_the_cursor(&|| embedded(dir.path()));
+    }
+
+    #[test]
+    fn embedded_due() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        webhooks_due_skips_busy_and_future(embedded(dir.path()).as_ref());
+    }
+
+    #[test]
+    fn embedded_attempts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        webhooks_attempts_pause_and_resume(embedded(dir.path()).as_ref());
+    }
+
+    #[test]
+    fn embedded_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        webhooks_delete_drops_the_outbox(embedded(dir.path()).as_ref());
+    }
+
+    #[test]
+    fn scylla_fan_out() {
+        let Some(ks) = live::Keyspace::create("webhooks_fan_out") else {
+            return;
+        };
+        webhooks_fan_out_once_with_the_cursor(&|| scylla(&ks));
+    }
+
+    #[test]
+    fn scylla_due() {
+        let Some(ks) = live::Keyspace::create("webhooks_due") else {
+            return;
+        };
+        webhooks_due_skips_busy_and_future(scylla(&ks).as_ref());
+    }
+
+    #[test]
+    fn scylla_attempts() {
+        let Some(ks) = live::Keyspace::create("webhooks_attempts") else {
+            return;
+        };
+        webhooks_attempts_pause_and_resume(scylla(&ks).as_ref());
+    }
+
+    #[test]
+    fn scylla_delete() {
+        let Some(ks) = live::Keyspace::create("webhooks_delete") else {
+            return;
+        };
+        webhooks_delete_drops_the_outbox(scylla(&ks).as_ref());
+    }
 }
 
 /// A live ScyllaDB from `STARLING_TEST_SCYLLA`.

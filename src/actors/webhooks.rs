@@ -23,6 +23,11 @@
 //! a crash between a 2xx and its commit sends that delivery again, with the
 //! same idempotency key.
 //!
+//! With a shared store (ScyllaDB) every process may register endpoints, but
+//! only the process running the alert engine (holding its claim,
+//! [`AlertStore::holds_claim`]) delivers; the dispatchers of the others
+//! stand by and take over with the claim.
+//!
 //! Owns: the HTTP client and the in-flight requests; the outbox and the
 //! cursor are in the store, so a restart loses nothing (in-flight attempts
 //! are made again). Mailbox: none used ([`MAILBOX`]); it is driven by the
@@ -69,6 +74,9 @@ pub enum WebhookError {
     /// The HTTPS client could not be set up.
     #[error("tls: {0}")]
     Tls(String),
+    /// Another process took the alert engine's claim, and with it delivery.
+    #[error("another process took the alert engine's claim")]
+    LostClaim,
 }
 
 /// The JSON body of a delivery.
@@ -322,6 +330,24 @@ fn set_gauges(store: &dyn WebhookStore) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How often a standing-by dispatcher looks at the claim.
+const STAND_BY: Duration = Duration::from_secs(1);
+
+/// Waits until this process runs the alert engine (at once with a store of
+/// its own).
+async fn stand_by(deps: &WebhookDeps) {
+    let mut told = false;
+    while !deps.alerts.holds_claim() {
+        if !told {
+            told = true;
+            tracing::info!(
+                "another process runs the alert engine and delivers webhooks; standing by"
+            );
+        }
+        tokio::time::sleep(STAND_BY).await;
+    }
+}
+
 async fn run(deps: WebhookDeps) -> Result<(), WebhookError> {
     let cfg = deps.cfg.clone();
     let client = client(&cfg)?;
@@ -331,6 +357,7 @@ async fn run(deps: WebhookDeps) -> Result<(), WebhookError> {
     };
     let bound = cfg.max_in_flight_per_endpoint.max(1);
     let poll = Duration::from_millis(cfg.poll_interval_ms.max(1));
+    stand_by(&deps).await;
     let mut seq_rx = deps.alerts.watch_seq();
     let mut endpoints_rx = deps.store.watch_endpoints();
     endpoints_rx.borrow_and_update();
@@ -341,6 +368,11 @@ async fn run(deps: WebhookDeps) -> Result<(), WebhookError> {
     let mut gauges_at = 0i64;
     tracing::info!(endpoints = endpoints.len(), "webhook dispatcher running");
     loop {
+        if !deps.alerts.holds_claim() {
+            // In-flight attempts are dropped: the next holder makes them
+            // again (delivery is at least once).
+            return Err(WebhookError::LostClaim);
+        }
         seq_rx.borrow_and_update();
         if endpoints_rx.has_changed().unwrap_or(false) {
             endpoints_rx.borrow_and_update();

@@ -164,6 +164,13 @@ pub trait AlertStore: Send + Sync + 'static {
         None
     }
 
+    /// Whether this process holds the claim now (without asking the store):
+    /// what the other singletons of the alert engine's process (the webhook
+    /// dispatcher) go by.
+    fn holds_claim(&self) -> bool {
+        true
+    }
+
     /// Which process holds the claim, when another one does (for messages).
     fn claimed_by(&self) -> Option<String> {
         None

@@ -871,6 +871,10 @@ impl AlertStore for ScyllaAlerts {
         Some(self.claim_period())
     }
 
+    fn holds_claim(&self) -> bool {
+        Self::epoch(&self.writer.lock()).is_ok()
+    }
+
     fn claimed_by(&self) -> Option<String> {
         self.writer.lock().other.clone()
     }

@@ -1,7 +1,8 @@
 //! ScyllaDB as the store (`store.scylla.nodes`): the time series
 //! ([`series::ScyllaStore`]), the summaries ([`summaries::ScyllaSummaries`])
-//! and the alerts, alert rules and alert event log ([`alerts::ScyllaAlerts`])
-//! in one keyspace that `starling migrate` ([`schema`]) creates.
+//! the alerts, alert rules and alert event log ([`alerts::ScyllaAlerts`]) and
+//! the webhook endpoints and outbox ([`webhooks::ScyllaWebhooks`]) in one
+//! keyspace that `starling migrate` ([`schema`]) creates.
 //!
 //! [`Cluster`] is the connection every table shares: one driver session
 //! (token- and shard-aware routing, the driver's default policy) on a small
@@ -24,6 +25,7 @@ pub mod alerts;
 pub mod schema;
 pub mod series;
 pub mod summaries;
+pub mod webhooks;
 
 /// `starling migrate`: connects and creates or upgrades the schema; one
 /// line per keyspace and table saying what was done.
@@ -41,6 +43,7 @@ pub fn prepare_all(config: &crate::config::Config) -> Result<Vec<(String, String
     let mut statements = stores.series.statements();
     statements.extend(stores.summaries.statements());
     statements.extend(stores.alerts.statements());
+    statements.extend(stores.webhooks.statements());
     let c = cluster.clone();
     cluster.block(async move {
         let mut failed = Vec::new();
@@ -69,6 +72,8 @@ pub struct Stores {
     pub summaries: summaries::ScyllaSummaries,
     /// Alerts, alert rules and the alert event log.
     pub alerts: alerts::ScyllaAlerts,
+    /// Webhook endpoints, stats and outbox.
+    pub webhooks: webhooks::ScyllaWebhooks,
 }
 
 impl Stores {
@@ -81,7 +86,8 @@ impl Stores {
             ),
             summaries: summaries::ScyllaSummaries::new(cluster.clone()),
             // Resolved alerts and the event log live as long as 1-hour windows.
-            alerts: alerts::ScyllaAlerts::new(cluster, config.store.retention_1h_days),
+            alerts: alerts::ScyllaAlerts::new(cluster.clone(), config.store.retention_1h_days),
+            webhooks: webhooks::ScyllaWebhooks::new(cluster),
         }
     }
 }

@@ -221,6 +221,39 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
             ttl_s: None,
             extra: None,
         },
+        // Webhooks: endpoints changed by any process (by LWT), the outbox,
+        // stats and fan-out cursor written by the dispatcher of the process
+        // holding the alert engine's claim.
+        Table {
+            name: "webhook_endpoints",
+            body: "id text PRIMARY KEY, endpoint text, paused text, resumed_at_ms bigint",
+            order: None,
+            ttl_s: None,
+            extra: None,
+        },
+        Table {
+            name: "webhook_stats",
+            body: "id text PRIMARY KEY, stats text",
+            order: None,
+            ttl_s: None,
+            extra: None,
+        },
+        Table {
+            // One partition per endpoint; a delivery leaves on a 2xx.
+            name: "webhook_outbox",
+            body: "endpoint text, seq bigint, delivery text, body blob, next_attempt_ms bigint, \
+                   PRIMARY KEY ((endpoint), seq)",
+            order: Some("seq ASC"),
+            ttl_s: None,
+            extra: None,
+        },
+        Table {
+            name: "webhook_meta",
+            body: "name text PRIMARY KEY, value bigint",
+            order: None,
+            ttl_s: None,
+            extra: None,
+        },
         Table {
             name: "schema_version",
             body: "name text PRIMARY KEY, version int, applied_ms bigint",
