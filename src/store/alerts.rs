@@ -1,6 +1,8 @@
 //! Storage of alerts, custom alert rules and the alert event log, behind
 //! [`AlertStore`]; [`EmbeddedAlerts`] keeps them in the embedded store's
-//! fjall database (same directory, same write-ahead log).
+//! fjall database (same directory, same write-ahead log), and
+//! [`crate::store::scylla::alerts::ScyllaAlerts`] in ScyllaDB for processes
+//! that share it.
 //!
 //! Every change to an alert is written together with one entry of the
 //! **event log** (`seq` → [`AlertEvent`]) in one atomic batch, and sequence

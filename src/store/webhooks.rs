@@ -1,6 +1,7 @@
 //! Storage of webhook endpoints and their delivery outbox, behind
 //! [`WebhookStore`]; [`EmbeddedWebhooks`] keeps them in the embedded store's
-//! fjall database (same directory, same write-ahead log as the alerts).
+//! fjall database (same directory, same write-ahead log as the alerts), and
+//! [`crate::store::scylla::webhooks::ScyllaWebhooks`] in ScyllaDB.
 //!
 //! The **outbox** is durable: an alert event becomes one delivery per
 //! matching endpoint, and those deliveries are written in the same atomic

@@ -10,7 +10,9 @@
 //!   retention period); nothing deletes from them, so retention never writes
 //!   tombstones;
 //! - the tables that are overwritten in place (entity records, watermarks,
-//!   half-written batches) keep the default compaction.
+//!   half-written batches, alerts, webhook endpoints and outbox) keep the
+//!   default compaction; resolved alerts carry the alert retention as a
+//!   per-row TTL, and the alert event log has it as its table TTL (TWCS).
 //!
 //! Values that are sets of authors or whole records are blobs in the
 //! embedded store's encoding (postcard): a window's author set switches
