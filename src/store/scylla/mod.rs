@@ -15,7 +15,7 @@
 //!   post ids; no counters), marked so for the driver, and retried on
 //!   overload, timeouts, unavailability and broken connections, `retries`
 //!   times with exponential back-off. The only lightweight transactions are
-//!   the alerts' decisions ([`Cluster::cas`]), written so that a retry
+//!   the alerts' and webhook endpoints' decisions (`Cluster::cas`), written so that a retry
 //!   recognises its own first attempt;
 //! - counts its failures: [`Cluster::failing_since`] says since when
 //!   requests have been failing, which lookups answered from the hot cache during

@@ -336,7 +336,6 @@ impl WebhookStore for ScyllaWebhooks {
             let resumed = e.resumed_at_ms.take().unwrap_or(0);
             e.paused = None;
             let text = json("webhook endpoint", &e)?;
-            i.put_stats(&e.id, &EndpointStats::default()).await?;
             let cas = i
                 .cluster
                 .cas(&i.q.ep_create, (e.id.as_str(), text.as_str(), resumed))
@@ -347,7 +346,7 @@ impl WebhookStore for ScyllaWebhooks {
                     e.id
                 )));
             }
-            Ok(())
+            i.put_stats(&e.id, &EndpointStats::default()).await
         })
     }
 
