@@ -37,6 +37,7 @@ fn spec() -> ConsumerSpec {
         ack_wait: Duration::from_secs(30),
         max_deliver: 5,
         max_ack_pending: 100_000,
+        expires_after: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn spec(durable: &str, ack_wait_ms: u64, max_deliver: u32) -> ConsumerSpec {
         ack_wait: Duration::from_millis(ack_wait_ms),
         max_deliver,
         max_ack_pending: 10_000,
+        expires_after: None,
     }
 }
 
@@ -138,6 +139,30 @@ async fn one_durable_shares_work_and_two_durables_each_get_everything(bus: Arc<d
     }
     assert_eq!(shared.len(), 100);
     assert_eq!(drain(&mut b, 100).await.len(), 100);
+}
+
+/// A process's own consumer (the live feed's) starts at the messages
+/// published after it, and two of them each get every one.
+async fn a_process_consumer_starts_at_new_messages(bus: Arc<dyn Bus>) {
+    let mut shared = bus
+        .consumer(spec("kept", 5_000, 5))
+        .await
+        .expect("consumer");
+    publish_n(bus.as_ref(), 3, "old-").await;
+    let own = |name: &str| ConsumerSpec {
+        expires_after: Some(Duration::from_secs(10)),
+        ..spec(name, 5_000, 5)
+    };
+    let mut a = bus.consumer(own("own-a")).await.expect("consumer");
+    let mut b = bus.consumer(own("own-b")).await.expect("consumer");
+    publish_n(bus.as_ref(), 2, "new-").await;
+    assert_eq!(drain(&mut a, 2).await, vec!["new-0", "new-1"]);
+    assert_eq!(drain(&mut b, 2).await, vec!["new-0", "new-1"]);
+    assert_eq!(
+        drain(&mut shared, 5).await.len(),
+        5,
+        "a pipeline consumer gets all"
+    );
 }
 
 async fn unacknowledged_messages_are_redelivered(bus: Arc<dyn Bus>) {
@@ -408,6 +433,11 @@ async fn memory_work_sharing_and_fan_out() {
 }
 
 #[tokio::test]
+async fn memory_process_consumers() {
+    a_process_consumer_starts_at_new_messages(memory(1_000)).await;
+}
+
+#[tokio::test]
 async fn memory_redelivery() {
     unacknowledged_messages_are_redelivered(memory(1_000)).await;
 }
@@ -462,6 +492,12 @@ async fn jetstream_duplicate_ids_are_stored_once() {
 async fn jetstream_deliveries_decode_on_their_own() {
     let server = nats::NatsServer::start();
     assert!(!decoded_values_are_the_payloads(jetstream(&server, 1_000).await).await);
+}
+
+#[tokio::test]
+async fn jetstream_process_consumers() {
+    let server = nats::NatsServer::start();
+    a_process_consumer_starts_at_new_messages(jetstream(&server, 1_000).await).await;
 }
 
 #[tokio::test]

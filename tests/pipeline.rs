@@ -1046,3 +1046,77 @@ async fn a_listing_answer_is_reused_for_the_same_query_within_listing_cache_ms()
     assert_eq!(total, 60);
     s.stop();
 }
+
+/// Over JetStream each aggregating process has a live-feed consumer of its
+/// own: the WebSocket clients of every process see every post, not a share.
+#[actix_rt::test]
+async fn over_jetstream_every_process_pushes_every_post_to_its_websocket_clients() {
+    let nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |owned: &str| {
+        let path = dir.path().join(format!("shards-{owned}.toml"));
+        std::fs::write(
+            &path,
+            format!("[bus]\nshards = 2\n[aggregation]\nowned_shards = [{owned}]\n"),
+        )
+        .expect("write config");
+        path.to_string_lossy().into_owned()
+    };
+    let (c0, c1, all) = (config("0"), config("1"), config("0, 1"));
+    let start = |name: &str, roles: &str, cfg: &str| {
+        Starling::start(
+            &dir.path().join(name),
+            &["--nats", &nats.url, "--role", roles, "--config", cfg],
+        )
+    };
+    let front = start("front", "ingest,classify", &all);
+    let (a0, a1) = (
+        start("a0", "aggregate,web", &c0),
+        start("a1", "aggregate,web", &c1),
+    );
+    let mut clients = Vec::new();
+    for s in [&a0, &a1] {
+        let (_, mut ws) = client().ws(s.ws_url()).connect().await.expect("ws");
+        send_text(&mut ws, r#"{"type":"subscribe","channel":"messages"}"#).await;
+        next_frame(&mut ws, |v| v["type"] == "subscribed").await;
+        clients.push(ws);
+    }
+    let now = chrono::Utc::now();
+    // Until both feeds run: a probe post reaches both clients.
+    for ws in &mut clients {
+        let mut n = 0;
+        loop {
+            let mut probe = post(n, now);
+            probe["id"] = json!(format!("probe-{n}"));
+            let (status, _) = ingest_json(&front, &[probe]).await;
+            assert_eq!(status, 202);
+            n += 1;
+            let seen = tokio::time::timeout(
+                Duration::from_secs(3),
+                next_frame(ws, |v| v["type"] == "message:new"),
+            )
+            .await;
+            if seen.is_ok() {
+                break;
+            }
+            assert!(n < 20, "the live feed never started");
+        }
+    }
+    let posts: Vec<Value> = (0..200).map(|i| post(i, now)).collect();
+    let (status, _) = ingest_json(&front, &posts).await;
+    assert_eq!(status, 202);
+    for ws in &mut clients {
+        let mut got = std::collections::HashSet::new();
+        while got.len() < posts.len() {
+            let m = next_frame(ws, |v| v["type"] == "message:new").await;
+            let id = m["post"]["id"].as_str().expect("id");
+            if id.starts_with("t-") {
+                got.insert(id.to_string());
+            }
+        }
+        assert_eq!(got.len(), 200, "every post on every process");
+    }
+    front.stop();
+    a0.stop();
+    a1.stop();
+}

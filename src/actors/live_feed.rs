@@ -1,14 +1,16 @@
 //! The live feed: reads scored posts from the enriched stream and hands
 //! them to the hub for `message:new` WebSocket events.
 //!
-//! It is its own durable consumer (`live-feed`) and acknowledges at once:
+//! It has a consumer of its own per process (`live-feed-<process>`, so
+//! every process's clients see every post; the broker drops it once the
+//! process is gone) and acknowledges at once:
 //! the live view is best effort (the hub drops, counted, when a session is
 //! slow), the store holds the truth. Owns: its consumer. Mailbox: none used
 //! ([`MAILBOX`]). Restart policy: permanent.
 
 use super::hub::{Hub, NewMessages};
 use super::supervisor::{run_work, LifeGuard, Slot};
-use crate::bus::{pipeline_consumer, Bus, BusError, LIVE_FEED_DURABLE};
+use crate::bus::{live_feed_consumer, Bus, BusError};
 use crate::config::BusConfig;
 use crate::telemetry::metrics;
 use actix::prelude::*;
@@ -52,9 +54,7 @@ impl Actor for LiveFeed {
 }
 
 async fn run(bus: Arc<dyn Bus>, cfg: BusConfig, hub: Slot<Hub>) -> Result<(), BusError> {
-    let spec = pipeline_consumer(&cfg, LIVE_FEED_DURABLE)
-        .ok_or_else(|| BusError::UnknownConsumer(LIVE_FEED_DURABLE.into()))?;
-    let mut consumer = bus.consumer(spec).await?;
+    let mut consumer = bus.consumer(live_feed_consumer(&cfg)).await?;
     loop {
         let batch = consumer.fetch(512, Duration::from_millis(500)).await?;
         let mut posts = Vec::with_capacity(batch.len());

@@ -165,7 +165,12 @@ impl JetStreamBus {
             durable_name: Some(spec.durable.clone()),
             filter_subject: spec.filter.pattern(spec.stream),
             ack_policy: consumer::AckPolicy::Explicit,
-            deliver_policy: consumer::DeliverPolicy::All,
+            deliver_policy: if spec.expires_after.is_some() {
+                consumer::DeliverPolicy::New
+            } else {
+                consumer::DeliverPolicy::All
+            },
+            inactive_threshold: spec.expires_after.unwrap_or_default(),
             ack_wait: spec.ack_wait,
             max_deliver: i64::from(spec.max_deliver),
             max_ack_pending: i64::try_from(spec.max_ack_pending).unwrap_or(i64::MAX),
@@ -339,6 +344,11 @@ impl Bus for JetStreamBus {
     async fn ensure_consumers(&self, specs: &[ConsumerSpec]) -> Result<(), BusError> {
         for spec in specs {
             self.define(spec).await?;
+        }
+        // The live feed's shared consumer of earlier versions would keep
+        // every post for good (interest retention): remove it.
+        if let Ok(stream) = self.js.get_stream(StreamName::Enriched.as_str()).await {
+            let _ = stream.delete_consumer(crate::bus::LIVE_FEED_PREFIX).await;
         }
         Ok(())
     }

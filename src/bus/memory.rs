@@ -152,7 +152,11 @@ impl MemoryBus {
         let stream = self.stream(spec.stream);
         {
             let mut st = stream.state.lock();
-            let first = st.msgs.keys().next().copied().unwrap_or(st.next_seq);
+            // A process's own consumer starts at what comes next.
+            let first = match spec.expires_after {
+                Some(_) => st.next_seq,
+                None => st.msgs.keys().next().copied().unwrap_or(st.next_seq),
+            };
             match st.consumers.get_mut(&spec.durable) {
                 Some(existing) => existing.spec = spec.clone(),
                 None => {

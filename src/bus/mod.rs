@@ -242,12 +242,18 @@ pub struct ConsumerSpec {
     pub max_deliver: u32,
     /// Most unacknowledged deliveries outstanding at once.
     pub max_ack_pending: usize,
+    /// A consumer of one process (the live feed): it starts at the messages
+    /// published after it is created, and the broker deletes it after this
+    /// long without a fetch (the process is gone). `None`: a pipeline
+    /// consumer, kept for good.
+    pub expires_after: Option<Duration>,
 }
 
 /// The durable consumers of the pipeline, with their settings: the classifier
-/// pool's on the raw stream; on the enriched stream the live feed's (primary
-/// copies), the post archive's per shard (that shard's primaries) and one per
-/// windowed entity kind and shard. Every process creates
+/// pool's on the raw stream; on the enriched stream the alert engine's
+/// (primary copies), the post archive's per shard (that shard's primaries)
+/// and one per windowed entity kind and shard. (The live feed has one
+/// consumer per process: [`live_feed_consumer`].) Every process creates
 /// them all before anything is published, so that no message is published
 /// before the consumers that must see it exist, whichever process owns them.
 pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
@@ -258,14 +264,10 @@ pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
         ack_wait: Duration::from_millis(cfg.ack_wait_ms),
         max_deliver: cfg.max_deliver,
         max_ack_pending: cfg.max_ack_pending,
+        expires_after: None,
     };
     let mut specs = vec![
         spec(StreamName::Raw, Filter::All, CLASSIFY_DURABLE.to_string()),
-        spec(
-            StreamName::Enriched,
-            Filter::Primary,
-            LIVE_FEED_DURABLE.to_string(),
-        ),
         spec(
             StreamName::Enriched,
             Filter::Primary,
@@ -291,8 +293,29 @@ pub fn pipeline_consumers(cfg: &crate::config::BusConfig) -> Vec<ConsumerSpec> {
     specs
 }
 
-/// Durable consumer of the live feed (scored posts for WebSocket clients).
-pub const LIVE_FEED_DURABLE: &str = "live-feed";
+/// The consumer of the live feed of this process (scored posts for its
+/// WebSocket clients): every process sees every post, from when it starts.
+/// It is per process because a shared consumer would split the posts
+/// between the processes' clients.
+pub fn live_feed_consumer(cfg: &crate::config::BusConfig) -> ConsumerSpec {
+    ConsumerSpec {
+        stream: StreamName::Enriched,
+        filter: Filter::Primary,
+        durable: format!("{LIVE_FEED_PREFIX}-{}", crate::telemetry::instance()),
+        ack_wait: Duration::from_millis(cfg.ack_wait_ms),
+        max_deliver: cfg.max_deliver,
+        max_ack_pending: cfg.max_ack_pending,
+        expires_after: Some(LIVE_FEED_EXPIRY),
+    }
+}
+
+/// Name of the live feed's consumers (`live-feed-<process>`); a consumer of
+/// exactly this name is the shared one of earlier versions, removed at start.
+pub const LIVE_FEED_PREFIX: &str = "live-feed";
+
+/// How long the broker keeps the live-feed consumer of a process that
+/// stopped fetching (it fetches every half second while it runs).
+pub const LIVE_FEED_EXPIRY: Duration = Duration::from_secs(10);
 
 /// Durable consumer of the alert engine (primary copies: every post once).
 pub const ALERTS_DURABLE: &str = "alerts";

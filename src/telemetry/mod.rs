@@ -2,6 +2,35 @@
 
 pub mod metrics;
 
+/// This process's name where other processes see it (a consumer on the
+/// bus, the holder of a claim in the store): host, pid and start time, in
+/// letters, digits, `-` and `_` only.
+pub fn instance() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".into());
+        let raw = format!(
+            "{host}-{}-{:x}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        );
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    })
+}
+
 use tracing_subscriber::{fmt, EnvFilter};
 
 /// Log filter when `STARLING_LOG` is not set: Starling at info, the

@@ -252,20 +252,13 @@ pub struct ScyllaAlerts {
     seq_tx: Arc<watch::Sender<u64>>,
 }
 
-/// This store's name in the claim: host, pid, start time and a counter
-/// (tests open several in one process).
+/// This store's name in the claim: the process's, and a counter (tests
+/// open several stores in one process).
 fn process_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".into());
     format!(
-        "{host}/{}/{:x}/{}",
-        std::process::id(),
-        now_ms(),
+        "{}-{}",
+        crate::telemetry::instance(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
