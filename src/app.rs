@@ -98,8 +98,6 @@ pub async fn run(
         None
     };
     let (store, archive, alerts, webhooks, summaries) = if config.runs(Role::Aggregate) {
-        let embedded = EmbeddedStore::open(&config.store)
-            .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
             .with_context(|| format!("opening the post archive in {}", dir.display()))?;
@@ -114,6 +112,9 @@ pub async fn run(
                 Some(s.summaries),
             ),
             None => {
+                let embedded = EmbeddedStore::open(&config.store).with_context(|| {
+                    format!("opening the store in {}", config.store.data_dir.display())
+                })?;
                 let alerts: Arc<dyn AlertStore> =
                     Arc::new(EmbeddedAlerts::open(&embedded).context("opening the alert store")?);
                 let webhooks: Arc<dyn WebhookStore> = Arc::new(

@@ -249,6 +249,10 @@ pub struct ScyllaAlerts {
     inner: Arc<Inner>,
     /// Held while a change or a claim is written: one at a time.
     writer: Mutex<Writer>,
+    /// What [`AlertStore::holds_claim`] reads without waiting for the
+    /// writer: until when the claim holds, in ms since `base` (0: not held).
+    held_until_ms: AtomicU64,
+    base: Instant,
     seq_tx: Arc<watch::Sender<u64>>,
 }
 
@@ -283,8 +287,19 @@ impl ScyllaAlerts {
         ScyllaAlerts {
             inner,
             writer: Mutex::new(Writer::default()),
+            held_until_ms: AtomicU64::new(0),
+            base: Instant::now(),
             seq_tx,
         }
+    }
+
+    /// Makes `w`'s claim what [`AlertStore::holds_claim`] reads.
+    fn publish(&self, w: &Writer) {
+        let until = match (w.epoch, w.valid_until) {
+            (Some(_), Some(until)) => until.saturating_duration_since(self.base).as_millis() as u64,
+            _ => 0,
+        };
+        self.held_until_ms.store(until, Ordering::Release);
     }
 
     fn claim_period(&self) -> Duration {
@@ -621,6 +636,7 @@ impl AlertStore for ScyllaAlerts {
                 // Whatever the row said, this process decides nothing more
                 // until it has claimed again (and reloaded).
                 w.epoch = None;
+                self.publish(&w);
                 Err(e)
             }
             Err(e) => Err(e),
@@ -843,6 +859,7 @@ impl AlertStore for ScyllaAlerts {
                 w.next_seq = next;
                 w.other = other;
                 w.valid_until = epoch.map(|_| sent + self.claim_period());
+                self.publish(&w);
                 for e in &logged {
                     tracing::warn!(id = %e.alert.id, seq = e.seq, event = e.event.as_str(), "logged an alert event left pending");
                 }
@@ -854,6 +871,7 @@ impl AlertStore for ScyllaAlerts {
             Err(e) => {
                 if matches!(e, StoreError::Conflict(_)) {
                     w.epoch = None;
+                    self.publish(&w);
                 }
                 Err(e)
             }
@@ -865,7 +883,7 @@ impl AlertStore for ScyllaAlerts {
     }
 
     fn holds_claim(&self) -> bool {
-        Self::epoch(&self.writer.lock()).is_ok()
+        (self.base.elapsed().as_millis() as u64) < self.held_until_ms.load(Ordering::Acquire)
     }
 
     fn claimed_by(&self) -> Option<String> {
