@@ -59,6 +59,13 @@ const TIME_BUCKET_MS: i64 = 7 * DAY_MS;
 /// How often a process that does not write alerts looks for new events.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Whether the alert opened at `opened` with `id` comes after `cursor` in
+/// the listing's order (newest first, then by id): the embedded store's
+/// order of time keys.
+fn comes_after(opened: i64, id: &str, cursor: &(i64, String)) -> bool {
+    opened < cursor.0 || (opened == cursor.0 && id > cursor.1.as_str())
+}
+
 fn log_bucket(seq: u64) -> i64 {
     (seq >> LOG_BUCKET_BITS) as i64
 }
@@ -82,6 +89,52 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, St
 
 fn conflict(m: impl Into<String>) -> StoreError {
     StoreError::Conflict(m.into())
+}
+
+/// The reads of [`AlertStore::events_after`]: sequence numbers in
+/// `(after, head]`, partition by partition, until `limit` events are found.
+/// Only the head can be taken and not yet written (one writer, one change
+/// at a time), so a number missing below it stays missing: it is skipped,
+/// as are sealed (empty) numbers.
+#[derive(Debug)]
+struct LogWalk {
+    /// Rows after this one are read next.
+    from: u64,
+    head: u64,
+    /// Events still wanted.
+    want: usize,
+    bits: u32,
+}
+
+impl LogWalk {
+    fn new(after: u64, head: u64, limit: usize, bits: u32) -> LogWalk {
+        LogWalk {
+            from: after,
+            head,
+            want: limit,
+            bits,
+        }
+    }
+
+    /// The next read: the partition, the number the rows come after, and
+    /// how many rows at most.
+    fn next(&self) -> Option<(i64, u64, usize)> {
+        (self.want > 0 && self.from < self.head)
+            .then(|| (((self.from + 1) >> self.bits) as i64, self.from, self.want))
+    }
+
+    /// What the read asked for `asked` rows returned: `rows` rows, the last
+    /// one `last`, of which `events` were events (not sealed numbers).
+    fn advance(&mut self, asked: usize, rows: usize, last: Option<u64>, events: usize) {
+        self.want = self.want.saturating_sub(events);
+        let partition = (self.from + 1) >> self.bits;
+        self.from = match last {
+            // A full read may have left rows in this partition.
+            Some(last) if rows >= asked => last,
+            // The rest of the partition is read: on to the next.
+            _ => ((partition + 1) << self.bits) - 1,
+        };
+    }
 }
 
 /// Every statement, on the keyspace's tables.
@@ -697,11 +750,7 @@ impl AlertStore for ScyllaAlerts {
                 let rows: Vec<(i64, String)> =
                     i.cluster.select(&i.q.time_page, (bucket, upper)).await?;
                 for (opened, id) in rows {
-                    // Strictly after the cursor in (opened desc, id asc) order.
-                    if after
-                        .as_ref()
-                        .is_some_and(|(o, a)| opened == *o && id.as_str() <= a.as_str())
-                    {
+                    if after.as_ref().is_some_and(|c| !comes_after(opened, &id, c)) {
                         continue;
                     }
                     if q.since_ms.is_some_and(|since| opened < since) {
@@ -742,26 +791,21 @@ impl AlertStore for ScyllaAlerts {
         self.run(move |i| async move {
             let (head, _) = i.head().await?;
             let mut out = Vec::new();
-            let mut from = after;
-            // Only the head can be taken and not yet written (one writer,
-            // one change at a time): below it, a missing number stays so.
-            while out.len() < limit && from < head {
-                let bucket = log_bucket(from + 1);
-                let want = (limit - out.len()) as i32;
+            let mut walk = LogWalk::new(after, head, limit, LOG_BUCKET_BITS);
+            while let Some((bucket, from, n)) = walk.next() {
+                let asked = i32::try_from(n).unwrap_or(i32::MAX);
                 let rows: Vec<(i64, String)> = i
                     .cluster
-                    .select(&i.q.log_range, (bucket, from as i64, head as i64, want))
+                    .select(&i.q.log_range, (bucket, from as i64, head as i64, asked))
                     .await?;
+                let before = out.len();
                 for (_, text) in &rows {
                     if !text.is_empty() {
                         out.push(parse("alert event", text)?);
                     }
                 }
-                // The next partition (or done: the head is in this one).
-                from = ((bucket as u64 + 1) << LOG_BUCKET_BITS) - 1;
-                if rows.len() as i32 == want {
-                    from = rows.last().map_or(from, |(s, _)| *s as u64);
-                }
+                let last = rows.last().map(|(s, _)| *s as u64);
+                walk.advance(asked as usize, rows.len(), last, out.len() - before);
             }
             Ok(out)
         })
@@ -894,6 +938,56 @@ impl AlertStore for ScyllaAlerts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::alerts::page_cursor;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The listing's order is the embedded store's (its cursors sort
+        /// as their time keys do).
+        #[test]
+        fn listing_order_is_the_embedded_order(
+            a in (-5i64..5, "[a-c]{0,3}"),
+            b in (-5i64..5, "[a-c]{0,3}"),
+        ) {
+            prop_assert_eq!(
+                comes_after(a.0, &a.1, &b),
+                page_cursor(a.0, &a.1) > page_cursor(b.0, &b.1)
+            );
+        }
+
+        /// Reading the log partition by partition finds the first `limit`
+        /// events after `after`, whatever the gaps, sealed numbers and
+        /// partition edges (4 numbers per partition here).
+        #[test]
+        fn the_log_walk_finds_the_next_events(
+            log in proptest::collection::vec(0u8..3, 1..40),
+            after in 0u64..45,
+            limit in 1usize..8,
+        ) {
+            // log[i] is number i + 1: 0 missing, 1 sealed, 2 an event.
+            let head = log.len() as u64;
+            let at = |seq: u64| log[(seq - 1) as usize];
+            let want: Vec<u64> = (after.saturating_add(1)..=head)
+                .filter(|s| at(*s) == 2)
+                .take(limit)
+                .collect();
+            let mut walk = LogWalk::new(after, head, limit, 2);
+            let mut got: Vec<u64> = Vec::new();
+            let mut reads = 0;
+            while let Some((bucket, from, n)) = walk.next() {
+                reads += 1;
+                prop_assert!(reads < 100, "the walk does not end");
+                let rows: Vec<u64> = (from + 1..=head)
+                    .filter(|s| (s >> 2) as i64 == bucket && at(*s) != 0)
+                    .take(n)
+                    .collect();
+                let events: Vec<u64> = rows.iter().copied().filter(|s| at(*s) == 2).collect();
+                got.extend(&events);
+                walk.advance(n, rows.len(), rows.last().copied(), events.len());
+            }
+            prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn log_partitions_hold_65536_events() {
