@@ -31,7 +31,7 @@ use crate::actors::supervisor::{
     AddChild, ChildContext, ChildSpec, RestartPolicy, ShuttingDown, Slot, StopAll, Supervisor,
 };
 use crate::actors::webhooks::{self as webhook_actor, Dispatcher, WebhookDeps};
-use crate::archive::PostArchive;
+use crate::archive::{PostArchive, PostStore};
 use crate::bus::jetstream::JetStreamBus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::Bus;
@@ -101,7 +101,7 @@ pub async fn run(
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
             .with_context(|| format!("opening the post archive in {}", dir.display()))?;
-        let archive = Some(Arc::new(archive));
+        let archive: Option<Arc<dyn PostStore>> = Some(Arc::new(archive));
         match shared {
             // Everything but the post archive in ScyllaDB.
             Some(s) => (
@@ -517,7 +517,7 @@ async fn start_archiver(
     supervisor: &Addr<Supervisor>,
     config: &Arc<Config>,
     bus: &Arc<dyn Bus>,
-    archive: &Arc<PostArchive>,
+    archive: &Arc<dyn PostStore>,
 ) {
     let deps = ArchiverDeps {
         bus: bus.clone(),
@@ -648,7 +648,7 @@ async fn start_summarizer(
 /// speak about), and summaries older than `summaries.retention_days`.
 fn spawn_retention(
     store: Arc<dyn Store>,
-    archive: Arc<PostArchive>,
+    archive: Arc<dyn PostStore>,
     alerts: Option<Arc<dyn AlertStore>>,
     summaries: Option<Arc<dyn SummaryStore>>,
     config: &Config,

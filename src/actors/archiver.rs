@@ -15,7 +15,7 @@
 //! its unacknowledged messages come again.
 
 use super::supervisor::{run_work, LifeGuard};
-use crate::archive::{ArchiveError, PostArchive};
+use crate::archive::{ArchiveError, PostStore};
 use crate::bus::{archive_durable, merge, pipeline_consumer, Bus, BusError};
 use crate::config::BusConfig;
 use crate::telemetry::metrics;
@@ -53,7 +53,7 @@ pub struct ArchiverDeps {
     /// The bus.
     pub bus: Arc<dyn Bus>,
     /// The archive.
-    pub archive: Arc<PostArchive>,
+    pub archive: Arc<dyn PostStore>,
     /// Consumer settings.
     pub bus_cfg: BusConfig,
     /// The shards this process owns.
@@ -123,7 +123,7 @@ async fn run(deps: ArchiverDeps) -> Result<(), ArchiverError> {
         }
         let archive = deps.archive.clone();
         let n = posts.len() as u64;
-        tokio::task::spawn_blocking(move || archive.add(&posts))
+        tokio::task::spawn_blocking(move || archive.put(&posts))
             .await
             .map_err(|e| ArchiverError::Task(e.to_string()))??;
         metrics::ARCHIVED.add(n);

@@ -86,6 +86,12 @@ pub enum ArchiveError {
         /// Why it could not be decoded.
         reason: String,
     },
+    /// The shared store (ScyllaDB) failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// This process does not serve the request (what serves it is said).
+    #[error("{0}")]
+    Unavailable(String),
     /// A post could not be encoded for storage.
     #[error("cannot encode post {id:?}: {source}")]
     Encode {
@@ -263,6 +269,101 @@ fn label_value(label: SentimentLabel) -> &'static str {
         SentimentLabel::Negative => "negative",
         SentimentLabel::Neutral => "neutral",
         SentimentLabel::Positive => "positive",
+    }
+}
+
+/// Where enriched posts are archived and read back: [`PostArchive`] (a
+/// tantivy index of one process) or, with ScyllaDB,
+/// [`crate::store::scylla::posts::SharedPosts`]. Every call blocks.
+pub trait PostStore: Send + Sync + 'static {
+    /// Archives `posts` (upsert by id); on `Ok` they are durable and read
+    /// back by every listing.
+    fn put(&self, posts: &[std::sync::Arc<EnrichedPost>]) -> Result<(), ArchiveError>;
+
+    /// Posts attributed to `entity` within `range`, newest first (ties by
+    /// id descending), paged by keyset cursor.
+    fn recent(
+        &self,
+        entity: &EntityRef,
+        range: TimeRange,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, ArchiveError>;
+
+    /// Posts attributed to `entity` within `range`, by engagement total
+    /// descending, then newest, then id descending.
+    fn top(
+        &self,
+        entity: &EntityRef,
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<PostHit>, ArchiveError>;
+
+    /// Authors of the posts attributed to `entity` within `range`, exact
+    /// over every matching post.
+    fn authors(
+        &self,
+        entity: &EntityRef,
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<AuthorsPage, ArchiveError>;
+
+    /// Full-text search with filters, by relevance.
+    fn search(
+        &self,
+        q: &SearchQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, ArchiveError>;
+
+    /// Drops posts created before `before_ms`; how many.
+    fn expire(&self, before_ms: i64) -> Result<u64, ArchiveError>;
+}
+
+impl PostStore for PostArchive {
+    fn put(&self, posts: &[std::sync::Arc<EnrichedPost>]) -> Result<(), ArchiveError> {
+        self.add(posts)
+    }
+
+    fn recent(
+        &self,
+        entity: &EntityRef,
+        range: TimeRange,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, ArchiveError> {
+        PostArchive::recent(self, entity, range, cursor, limit)
+    }
+
+    fn top(
+        &self,
+        entity: &EntityRef,
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<Vec<PostHit>, ArchiveError> {
+        PostArchive::top(self, entity, range, limit)
+    }
+
+    fn authors(
+        &self,
+        entity: &EntityRef,
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<AuthorsPage, ArchiveError> {
+        PostArchive::authors(self, entity, range, limit)
+    }
+
+    fn search(
+        &self,
+        q: &SearchQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, ArchiveError> {
+        PostArchive::search(self, q, cursor, limit)
+    }
+
+    fn expire(&self, before_ms: i64) -> Result<u64, ArchiveError> {
+        PostArchive::expire(self, before_ms)
     }
 }
 

@@ -12,7 +12,7 @@ use super::model::{Change, Method, Summary, WindowNumbers};
 use super::prompt::{self, Representative, PROMPT_VERSION};
 use super::{extractive, Generator};
 use crate::actors::aggregator::window::{Resolution, WindowMetrics};
-use crate::archive::{ArchiveError, PostArchive, TimeRange};
+use crate::archive::{ArchiveError, PostStore, TimeRange};
 use crate::config::SummariesConfig;
 use crate::domain::{EnrichedPost, EntityRef};
 use crate::store::{Store, StoreError};
@@ -56,7 +56,7 @@ pub struct Sources {
     /// Time series (the numbers).
     pub store: Arc<dyn Store>,
     /// Archived posts (the representatives).
-    pub archive: Arc<PostArchive>,
+    pub archive: Arc<dyn PostStore>,
 }
 
 /// `ms` rounded up to the minute.

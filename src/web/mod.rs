@@ -19,7 +19,7 @@ use crate::actors::alerts::AlertActor;
 use crate::actors::hub::Hub;
 use crate::actors::summarizer::{Summarizer, SummaryCache};
 use crate::actors::supervisor::{Slot, Supervisor};
-use crate::archive::PostArchive;
+use crate::archive::PostStore;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::store::alerts::AlertStore;
@@ -40,7 +40,7 @@ pub struct AppState {
     /// The store (lookups), in a process that runs the web role.
     store: Option<Arc<dyn Store>>,
     /// The post archive (posts, search), alongside the store.
-    archive: Option<Arc<PostArchive>>,
+    archive: Option<Arc<dyn PostStore>>,
     /// Hot metrics.
     pub cache: HotCache,
     /// The live hub.
@@ -76,7 +76,7 @@ impl AppState {
         config: Arc<Config>,
         bus: Arc<dyn Bus>,
         store: Option<Arc<dyn Store>>,
-        archive: Option<Arc<PostArchive>>,
+        archive: Option<Arc<dyn PostStore>>,
         cache: HotCache,
         hub: Slot<Hub>,
         supervisor: Addr<Supervisor>,
@@ -181,7 +181,7 @@ impl AppState {
     }
 
     /// The post archive, or a 503 in a process that does not own it.
-    pub fn archive(&self) -> Result<Arc<PostArchive>, error::ApiError> {
+    pub fn archive(&self) -> Result<Arc<dyn PostStore>, error::ApiError> {
         self.archive.clone().ok_or_else(|| {
             error::ApiError::Unavailable("this process does not serve posts (no web role)".into())
         })

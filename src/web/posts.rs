@@ -21,6 +21,8 @@ impl From<ArchiveError> for ApiError {
         match e {
             ArchiveError::BadQuery(m) => ApiError::BadRequest("invalid_search", m),
             ArchiveError::BadCursor(m) => ApiError::BadRequest("invalid_cursor", m),
+            ArchiveError::Store(e) => e.into(),
+            ArchiveError::Unavailable(m) => ApiError::Unavailable(m),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -91,7 +93,7 @@ struct Listing {
     range: TimeRange,
     limit: usize,
     cursor: Option<String>,
-    archive: std::sync::Arc<crate::archive::PostArchive>,
+    archive: std::sync::Arc<dyn crate::archive::PostStore>,
 }
 
 impl Listing {
