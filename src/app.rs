@@ -41,6 +41,7 @@ use crate::nlp::{Extractor, Scorer};
 use crate::store::alerts::{AlertStore, EmbeddedAlerts};
 use crate::store::cache::HotCache;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::scylla::posts::SharedPosts;
 use crate::store::summaries::{EmbeddedSummaries, SummaryStore};
 use crate::store::webhooks::{EmbeddedWebhooks, WebhookStore};
 use crate::store::Store;
@@ -101,12 +102,15 @@ pub async fn run(
         let dir = config.store.data_dir.join("archive");
         let archive = PostArchive::open(&dir)
             .with_context(|| format!("opening the post archive in {}", dir.display()))?;
-        let archive: Option<Arc<dyn PostStore>> = Some(Arc::new(archive));
         match shared {
-            // Everything but the post archive in ScyllaDB.
+            // Everything in ScyllaDB but the search index of the posts this
+            // process archives.
             Some(s) => (
                 Some(s.series),
-                archive,
+                Some(Arc::new(SharedPosts {
+                    posts: s.posts,
+                    index: Some(Arc::new(archive)),
+                }) as Arc<dyn PostStore>),
                 Some(s.alerts),
                 Some(s.webhooks),
                 Some(s.summaries),
@@ -124,9 +128,10 @@ pub async fn run(
                     EmbeddedSummaries::open(&embedded).context("opening the summary store")?,
                 );
                 let store: Arc<dyn Store> = Arc::new(embedded);
+                let archive: Arc<dyn PostStore> = Arc::new(archive);
                 (
                     Some(store),
-                    archive,
+                    Some(archive),
                     Some(alerts),
                     Some(webhooks),
                     Some(summaries),
@@ -135,11 +140,14 @@ pub async fn run(
         }
     } else if let Some(s) = shared {
         // A web-only process over the shared store: series, entities,
-        // summaries, alerts and webhooks of every shard (no posts: those
-        // stay with the aggregating processes).
+        // summaries, alerts, webhooks and post listings of every shard (no
+        // search: the aggregating processes keep the search indexes).
         (
             Some(s.series),
-            None,
+            Some(Arc::new(SharedPosts {
+                posts: s.posts,
+                index: None,
+            }) as Arc<dyn PostStore>),
             Some(s.alerts),
             Some(s.webhooks),
             Some(s.summaries),
@@ -167,7 +175,9 @@ pub async fn run(
     let summary_cache: SummaryCache = moka::sync::Cache::new(config.store.cache_entries);
     let mut aggregators: Vec<Slot<Aggregator>> = Vec::new();
     let mut retention = None;
-    if let (Some(store), Some(archive)) = (&store, &archive) {
+    // The pipeline's sinks run where posts are aggregated (a web-only
+    // process over ScyllaDB has the stores too, to read them).
+    if let (true, Some(store), Some(archive)) = (config.runs(Role::Aggregate), &store, &archive) {
         start_sinks(
             &supervisor,
             &config,
@@ -312,6 +322,7 @@ struct Shared {
     summaries: Arc<dyn SummaryStore>,
     alerts: Arc<dyn AlertStore>,
     webhooks: Arc<dyn WebhookStore>,
+    posts: crate::store::scylla::posts::ScyllaPosts,
 }
 
 /// Connects to ScyllaDB and opens the shared stores.
@@ -328,6 +339,7 @@ async fn open_scylla(config: &Arc<Config>) -> anyhow::Result<Shared> {
         summaries: Arc::new(stores.summaries),
         alerts: Arc::new(stores.alerts),
         webhooks: Arc::new(stores.webhooks),
+        posts: stores.posts,
     })
 }
 

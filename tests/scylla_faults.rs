@@ -391,7 +391,14 @@ async fn a_web_only_process_reads_the_shared_store() {
     let (status, body) = call(&s, "GET", "/api/alerts", None).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.to_string().contains("store is unavailable"), "{body}");
-    // ...but changed only by the process that runs the alert engine.
+    // So are the post listings; search is not served here (no index).
+    let (status, body) = call(&s, "GET", "/api/entities/project/SOL/posts", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("store is unavailable"), "{body}");
+    let (status, body) = call(&s, "GET", "/api/search?q=refund", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("keeps no search index"), "{body}");
+    // Alerts are changed only by the process that runs the alert engine.
     let (status, body) = call(&s, "POST", "/api/alerts/al_1/ack", None).await;
     assert_eq!(status, 503, "{body}");
     assert!(
@@ -459,6 +466,7 @@ mod cql {
         Some(match cql_type {
             "bigint" => 0x0002,
             "blob" => 0x0003,
+            "double" => 0x0007,
             "int" => 0x0009,
             "text" => 0x000D,
             "tinyint" => 0x0014,
@@ -634,7 +642,7 @@ async fn posts_held_through_a_store_outage_are_committed_when_it_returns() {
     // Up again: the aggregators restart, take their posts again and commit.
     up.store(true, Ordering::SeqCst);
     until_metrics(&s, 60, "posts never committed", |t| {
-        held(t, "aggregate-") == 0.0
+        held(t, "aggregate-") == 0.0 && held(t, "archive-") == 0.0
     })
     .await;
     // What the store writer committed (the fake node keeps nothing, so this

@@ -5,7 +5,9 @@
 
 use starling::actors::aggregator::window::{id_hash, Contribution, Resolution, WindowMetrics};
 use starling::alerts::model::{Alert, AlertEvent, AlertEventType, AlertKind, AlertState, Rule};
+use starling::archive::{ArchiveError, PostArchive, PostHit, PostStore, TimeRange};
 use starling::config::StoreConfig;
+use starling::domain::EnrichedPost;
 use starling::domain::EntityRef;
 use starling::domain::{EntityKind, SentimentLabel};
 use starling::store::alerts::{AlertPage, AlertQuery, AlertStore, EmbeddedAlerts};
@@ -17,6 +19,7 @@ use starling::store::webhooks::{
 use starling::store::{Store, StoreError, WindowBatch, WindowDelta};
 use starling::summary::model::{Change, Method, Summary, WindowNumbers};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// A whole hour, two hours ago: recent enough for every retention (the
 /// ScyllaDB store does not read partitions its TTL has emptied).
@@ -863,6 +866,163 @@ mod webhooks {
             return;
         };
         webhooks_delete_drops_the_outbox(scylla(&ks).as_ref());
+    }
+}
+
+fn archived(
+    id: &str,
+    at_ms: i64,
+    author: &str,
+    likes: u64,
+    sentiment: f64,
+    entity: &EntityRef,
+) -> Arc<EnrichedPost> {
+    let at = chrono::DateTime::from_timestamp_millis(at_ms).expect("time");
+    Arc::new(
+        serde_json::from_value(serde_json::json!({
+            "post": {
+                "id": id, "platform": "twitter", "text": format!("post {id}"),
+                "author": {"id": author, "handle": format!("{author}_{id}"), "followers": likes * 10},
+                "created_at": at, "engagement": {"likes": likes}
+            },
+            "scores": {"sentiment": {"label": "neutral", "score": sentiment}, "model": "test"},
+            "entities": [entity, {"kind": "macro", "id": "all"}]
+        }))
+        .expect("post"),
+    )
+}
+
+fn post_ids(hits: &[PostHit]) -> Vec<String> {
+    hits.iter().map(|h| h.post.post.id.clone()).collect()
+}
+
+/// Posts: recent pages newest first, ties by id descending, with no gap or
+/// repeat across equal timestamps; a range; a redelivered post once.
+fn posts_recent_pages_newest_first(s: &dyn PostStore) {
+    let t0 = start_hour();
+    let sol = EntityRef::new(EntityKind::Project, "SOL");
+    let eth = EntityRef::new(EntityKind::Project, "ETH");
+    let posts: Vec<Arc<EnrichedPost>> = [
+        ("p0", 0),
+        ("p1", 1_000),
+        ("p2", 1_000),
+        ("p3", 1_000),
+        ("p4", 2_000),
+        ("p5", 3_000),
+    ]
+    .iter()
+    .map(|(id, dt)| archived(id, t0 + dt, "a", 1, 0.0, &sol))
+    .chain([archived("e0", t0 + 500, "a", 1, 0.0, &eth)])
+    .collect();
+    s.put(&posts).expect("put");
+    s.put(&posts[..1]).expect("redelivered");
+    let mut cursor = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = s
+            .recent(&sol, TimeRange::ALL, cursor.as_deref(), 2)
+            .expect("page");
+        pages.push(post_ids(&page.posts));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        vec![vec!["p5", "p4"], vec!["p3", "p2"], vec!["p1", "p0"]]
+    );
+    let within = s
+        .recent(&sol, TimeRange::between(t0 + 1_000, t0 + 2_000), None, 10)
+        .expect("page");
+    assert_eq!(post_ids(&within.posts), vec!["p4", "p3", "p2", "p1"]);
+    assert_eq!(within.next_cursor, None);
+    assert!(matches!(
+        s.recent(&sol, TimeRange::ALL, Some("nope"), 2),
+        Err(ArchiveError::BadCursor(_))
+    ));
+}
+
+/// Posts: top by engagement (then newest, then id); authors exact over
+/// every post: posts, engagement, largest followers, mean sentiment, the
+/// handle of the newest post.
+fn posts_top_and_authors(s: &dyn PostStore) {
+    let t0 = start_hour();
+    let sol = EntityRef::new(EntityKind::Project, "SOL");
+    s.put(&[
+        archived("q0", t0, "ann", 5, 0.5, &sol),
+        archived("q1", t0 + 1_000, "bob", 9, -0.5, &sol),
+        archived("q2", t0 + 2_000, "ann", 5, 0.1, &sol),
+        archived("q3", t0 + 3_000, "cy", 1, 0.0, &sol),
+        archived("q4", t0 + 4_000, "ann", 2, 0.3, &sol),
+    ])
+    .expect("put");
+    let top = s.top(&sol, TimeRange::ALL, 3).expect("top");
+    assert_eq!(post_ids(&top), vec!["q1", "q2", "q0"]);
+    let page = s.authors(&sol, TimeRange::ALL, 2).expect("authors");
+    assert_eq!(page.total_authors, 3);
+    let ann = &page.authors[0];
+    assert_eq!(
+        (
+            ann.author_id.as_str(),
+            ann.handle.as_str(),
+            ann.posts,
+            ann.engagement,
+            ann.followers
+        ),
+        ("ann", "ann_q4", 3, 12, 50)
+    );
+    assert!(
+        (ann.mean_sentiment - 0.3).abs() < 1e-9,
+        "{}",
+        ann.mean_sentiment
+    );
+    assert_eq!(page.authors[1].author_id, "bob");
+    assert_eq!(page.authors.len(), 2);
+    let early = s
+        .authors(&sol, TimeRange::between(t0, t0 + 1_500), 10)
+        .expect("authors");
+    assert_eq!(early.total_authors, 2);
+}
+
+/// The post cases, on the embedded index and on ScyllaDB.
+mod posts {
+    use super::*;
+
+    #[test]
+    fn embedded_recent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        posts_recent_pages_newest_first(&PostArchive::open(dir.path()).expect("archive"));
+    }
+
+    #[test]
+    fn embedded_top_and_authors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        posts_top_and_authors(&PostArchive::open(dir.path()).expect("archive"));
+    }
+
+    #[test]
+    fn scylla_recent() {
+        let Some(ks) = live::Keyspace::create("posts_recent") else {
+            return;
+        };
+        posts_recent_pages_newest_first(
+            &starling::store::scylla::open(&ks.config)
+                .expect("open")
+                .posts,
+        );
+    }
+
+    #[test]
+    fn scylla_top_and_authors() {
+        let Some(ks) = live::Keyspace::create("posts_top") else {
+            return;
+        };
+        posts_top_and_authors(
+            &starling::store::scylla::open(&ks.config)
+                .expect("open")
+                .posts,
+        );
     }
 }
 

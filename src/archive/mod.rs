@@ -16,6 +16,8 @@
 
 mod query;
 
+pub(crate) use query::{decode_keyset, encode_keyset};
+
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -256,6 +258,16 @@ impl Fields {
             doc: f(F_DOC)?,
         })
     }
+}
+
+/// Orders authors as the listing does: by posts, then engagement,
+/// descending, then author id.
+pub(crate) fn rank_authors(authors: &mut [AuthorStat]) {
+    authors.sort_by(|a, b| {
+        (b.posts, b.engagement)
+            .cmp(&(a.posts, a.engagement))
+            .then_with(|| a.author_id.cmp(&b.author_id))
+    });
 }
 
 /// The index value of an entity reference: `{kind}:{id}`.
@@ -548,11 +560,7 @@ impl PostArchive {
                 },
             })
             .collect();
-        authors.sort_by(|a, b| {
-            (b.posts, b.engagement)
-                .cmp(&(a.posts, a.engagement))
-                .then_with(|| a.author_id.cmp(&b.author_id))
-        });
+        rank_authors(&mut authors);
         authors.truncate(limit);
         Ok(AuthorsPage {
             authors,

@@ -31,7 +31,7 @@ pub(super) enum Rank {
 /// The keyset position of a `recent` cursor: only posts strictly older than
 /// it in (created_ms, id) order are returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Keyset {
+pub(crate) struct Keyset {
     /// `created_ms` of the last post returned.
     pub created_ms: i64,
     /// Id of the last post returned.
@@ -363,12 +363,12 @@ const KEYSET_TAG: char = 'k';
 const OFFSET_TAG: char = 'o';
 
 /// Encodes a keyset position as a url-safe string: `k{created_ms}.{hex id}`.
-pub(super) fn encode_keyset(created_ms: i64, id: &str) -> String {
+pub(crate) fn encode_keyset(created_ms: i64, id: &str) -> String {
     format!("{KEYSET_TAG}{created_ms}.{}", hex::encode(id))
 }
 
 /// Decodes a cursor made by [`encode_keyset`].
-pub(super) fn decode_keyset(cursor: &str) -> Result<Keyset, ArchiveError> {
+pub(crate) fn decode_keyset(cursor: &str) -> Result<Keyset, ArchiveError> {
     let bad = || ArchiveError::BadCursor("not a cursor returned by this listing".into());
     let rest = cursor.strip_prefix(KEYSET_TAG).ok_or_else(bad)?;
     let (ms, id) = rest.split_once('.').ok_or_else(bad)?;

@@ -1,8 +1,8 @@
 //! ScyllaDB as the store (`store.scylla.nodes`): the time series
 //! ([`series::ScyllaStore`]), the summaries ([`summaries::ScyllaSummaries`])
 //! the alerts, alert rules and alert event log ([`alerts::ScyllaAlerts`]) and
-//! the webhook endpoints and outbox ([`webhooks::ScyllaWebhooks`]) in one
-//! keyspace that `starling migrate` ([`schema`]) creates.
+//! the webhook endpoints and outbox ([`webhooks::ScyllaWebhooks`]) and the
+//! archived posts' listings ([`posts::ScyllaPosts`]) in one keyspace that `starling migrate` ([`schema`]) creates.
 //!
 //! [`Cluster`] is the connection every table shares: one driver session
 //! (token- and shard-aware routing, the driver's default policy) on a small
@@ -22,6 +22,7 @@
 //!   an outage report as `stale_since`.
 
 pub mod alerts;
+pub mod posts;
 pub mod schema;
 pub mod series;
 pub mod summaries;
@@ -44,6 +45,7 @@ pub fn prepare_all(config: &crate::config::Config) -> Result<Vec<(String, String
     statements.extend(stores.summaries.statements());
     statements.extend(stores.alerts.statements());
     statements.extend(stores.webhooks.statements());
+    statements.extend(stores.posts.statements());
     let c = cluster.clone();
     cluster.block(async move {
         let mut failed = Vec::new();
@@ -74,6 +76,8 @@ pub struct Stores {
     pub alerts: alerts::ScyllaAlerts,
     /// Webhook endpoints, stats and outbox.
     pub webhooks: webhooks::ScyllaWebhooks,
+    /// Archived posts (the listings; search stays in each process).
+    pub posts: posts::ScyllaPosts,
 }
 
 impl Stores {
@@ -87,7 +91,8 @@ impl Stores {
             summaries: summaries::ScyllaSummaries::new(cluster.clone()),
             // Resolved alerts and the event log live as long as 1-hour windows.
             alerts: alerts::ScyllaAlerts::new(cluster.clone(), config.store.retention_1h_days),
-            webhooks: webhooks::ScyllaWebhooks::new(cluster),
+            webhooks: webhooks::ScyllaWebhooks::new(cluster.clone()),
+            posts: posts::ScyllaPosts::new(cluster, config.store.retention_posts_days),
         }
     }
 }

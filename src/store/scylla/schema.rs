@@ -257,6 +257,18 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
             extra: None,
         },
         Table {
+            // One row per post and entity: the listings of an entity
+            // (recent, top, authors) read one partition per day.
+            name: "posts_by_entity",
+            body: "kind tinyint, id text, day bigint, created_ms bigint, post_id text, \
+                   engagement bigint, author_id text, handle text, followers bigint, \
+                   sentiment double, post text, \
+                   PRIMARY KEY ((kind, id, day), created_ms, post_id)",
+            order: Some("created_ms DESC, post_id DESC"),
+            ttl_s: Some(secs(hours(cfg.retention_posts_days * 24))),
+            extra: None,
+        },
+        Table {
             name: "schema_version",
             body: "name text PRIMARY KEY, version int, applied_ms bigint",
             order: None,
