@@ -519,8 +519,12 @@ mod cql {
                 .map(|c| column(&table, &c).map(|t| (c, t)))
                 .collect()
         };
+        let mut bind = typed(bind)?;
+        if query.contains("USING TTL ?") {
+            bind.push(("[ttl]".into(), type_id("int")?));
+        }
         Some(Statement {
-            bind: typed(bind)?,
+            bind,
             result: typed(result)?,
             table,
         })

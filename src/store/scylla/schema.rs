@@ -257,15 +257,23 @@ pub fn tables(cfg: &StoreConfig, summaries_days: u64) -> Vec<Table> {
             extra: None,
         },
         Table {
-            // One row per post and entity: the listings of an entity
-            // (recent, top, authors) read one partition per day.
+            // One row per post and entity, a partition per entity, minute
+            // and slice (see `posts`).
             name: "posts_by_entity",
-            body: "kind tinyint, id text, day bigint, created_ms bigint, post_id text, \
-                   engagement bigint, author_id text, handle text, followers bigint, \
-                   sentiment double, post text, \
-                   PRIMARY KEY ((kind, id, day), created_ms, post_id)",
+            body: "kind tinyint, id text, minute bigint, part tinyint, created_ms bigint, \
+                   post_id text, engagement bigint, author_id text, handle text, \
+                   followers bigint, sentiment double, post text, \
+                   PRIMARY KEY ((kind, id, minute, part), created_ms, post_id)",
             order: Some("created_ms DESC, post_id DESC"),
             ttl_s: Some(secs(hours(cfg.retention_posts_days * 24))),
+            extra: None,
+        },
+        Table {
+            // The minutes an entity has posts in (TTL per write).
+            name: "post_minutes",
+            body: "kind tinyint, id text, minute bigint, PRIMARY KEY ((kind, id), minute)",
+            order: None,
+            ttl_s: None,
             extra: None,
         },
         Table {
