@@ -257,11 +257,17 @@ impl PostStore for ScyllaPosts {
                 listed.clear();
             }
             for p in posts {
-                let text =
-                    serde_json::to_string(p.as_ref()).map_err(|source| ArchiveError::Encode {
-                        id: p.post.id.clone(),
-                        source,
-                    })?;
+                let text = match serde_json::to_string(p.as_ref()) {
+                    Ok(t) => t,
+                    Err(source) => {
+                        // Minutes noted as listed above are not written.
+                        listed.clear();
+                        return Err(ArchiveError::Encode {
+                            id: p.post.id.clone(),
+                            source,
+                        });
+                    }
+                };
                 let created = p.post.created_at.timestamp_millis();
                 for e in &p.entities {
                     let (kind, m) = (e.kind.tag() as i8, minute(created));
