@@ -165,6 +165,44 @@ async fn a_process_consumer_starts_at_new_messages(bus: Arc<dyn Bus>) {
     );
 }
 
+/// Request/reply between processes: a call reaches the process serving
+/// the service and comes back with its answer; nobody serving is said.
+async fn a_served_service_answers_calls(bus: Arc<dyn Bus>) {
+    let wait = Duration::from_secs(5);
+    let none = bus.call("nobody", Bytes::from("x"), wait).await;
+    assert!(
+        matches!(none, Err(starling::bus::BusError::NoService(_))),
+        "{none:?}"
+    );
+    let mut requests = bus.serve("echo").await.expect("serve");
+    let server = tokio::spawn(async move {
+        while let Some((payload, reply)) = requests.recv().await {
+            let text = format!("re: {}", String::from_utf8_lossy(&payload));
+            let _ = reply.send(Bytes::from(text));
+        }
+    });
+    for word in ["hi", "there"] {
+        let answer = bus
+            .call("echo", Bytes::from(word), wait)
+            .await
+            .expect("answer");
+        assert_eq!(answer, Bytes::from(format!("re: {word}")));
+    }
+    // Serving stops with the receiver.
+    server.abort();
+    let mut gone = false;
+    for _ in 0..50 {
+        if let Err(starling::bus::BusError::NoService(_)) =
+            bus.call("echo", Bytes::from("x"), wait).await
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the service is still answered");
+}
+
 async fn unacknowledged_messages_are_redelivered(bus: Arc<dyn Bus>) {
     let mut c = bus
         .consumer(spec("redeliver", 200, 5))
@@ -438,6 +476,11 @@ async fn memory_process_consumers() {
 }
 
 #[tokio::test]
+async fn memory_request_reply() {
+    a_served_service_answers_calls(memory(1_000)).await;
+}
+
+#[tokio::test]
 async fn memory_redelivery() {
     unacknowledged_messages_are_redelivered(memory(1_000)).await;
 }
@@ -498,6 +541,12 @@ async fn jetstream_deliveries_decode_on_their_own() {
 async fn jetstream_process_consumers() {
     let server = nats::NatsServer::start();
     a_process_consumer_starts_at_new_messages(jetstream(&server, 1_000).await).await;
+}
+
+#[tokio::test]
+async fn jetstream_request_reply() {
+    let server = nats::NatsServer::start();
+    a_served_service_answers_calls(jetstream(&server, 1_000).await).await;
 }
 
 #[tokio::test]

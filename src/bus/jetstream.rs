@@ -341,6 +341,61 @@ impl Bus for JetStreamBus {
         }))
     }
 
+    async fn serve(&self, service: &str) -> Result<crate::bus::Requests, BusError> {
+        let client = self.js.client();
+        // A queue group: one of the processes serving it gets each request.
+        let mut sub = client
+            .queue_subscribe(crate::bus::service_subject(service), "starling".into())
+            .await
+            .map_err(broker)?;
+        // Served once the server has the subscription.
+        client.flush().await.map_err(broker)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::bus::SERVICE_QUEUE);
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    msg = sub.next() => msg,
+                    _ = tx.closed() => None,
+                };
+                let Some(msg) = msg else { break };
+                let Some(reply_to) = msg.reply else { continue };
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                if tx.send((msg.payload, reply)).await.is_err() {
+                    break;
+                }
+                let client = client.clone();
+                tokio::spawn(async move {
+                    if let Ok(body) = answer.await {
+                        let _ = client.publish(reply_to, body).await;
+                    }
+                });
+            }
+            let _ = sub.unsubscribe().await;
+        });
+        Ok(rx)
+    }
+
+    async fn call(
+        &self,
+        service: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError> {
+        let client = self.js.client();
+        let asked = client.request(crate::bus::service_subject(service), payload);
+        match tokio::time::timeout(timeout, asked).await {
+            Err(_) => Err(BusError::Timeout(timeout)),
+            Ok(Ok(msg)) => Ok(msg.payload),
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                Err(BusError::NoService(service.to_string()))
+            }
+            Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => {
+                Err(BusError::Timeout(timeout))
+            }
+            Ok(Err(e)) => Err(broker(e)),
+        }
+    }
+
     async fn ensure_consumers(&self, specs: &[ConsumerSpec]) -> Result<(), BusError> {
         for spec in specs {
             self.define(spec).await?;

@@ -35,7 +35,11 @@ struct Inner {
     streams: HashMap<StreamName, Arc<Stream>>,
     closed: AtomicBool,
     dead: Mutex<VecDeque<Kept>>,
+    /// Served services (one process: the last to serve one gets it).
+    services: Mutex<HashMap<String, tokio::sync::mpsc::Sender<ServiceRequest>>>,
 }
+
+type ServiceRequest = (Bytes, tokio::sync::oneshot::Sender<Bytes>);
 
 /// A dead letter as kept: the exact payload, for a replay.
 #[derive(Clone)]
@@ -135,6 +139,7 @@ impl MemoryBus {
                 streams,
                 closed: AtomicBool::new(false),
                 dead: Mutex::new(VecDeque::new()),
+                services: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -392,6 +397,31 @@ impl Bus for MemoryBus {
             self.inner.dead.lock().pop_front();
         }
         Ok(n)
+    }
+
+    async fn serve(&self, service: &str) -> Result<super::Requests, BusError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(super::SERVICE_QUEUE);
+        self.inner.services.lock().insert(service.to_string(), tx);
+        Ok(rx)
+    }
+
+    async fn call(
+        &self,
+        service: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError> {
+        let tx = self.inner.services.lock().get(service).cloned();
+        let no_service = || BusError::NoService(service.to_string());
+        let tx = tx.ok_or_else(no_service)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let asked = async {
+            tx.send((payload, reply)).await.map_err(|_| no_service())?;
+            answer.await.map_err(|_| no_service())
+        };
+        tokio::time::timeout(timeout, asked)
+            .await
+            .map_err(|_| BusError::Timeout(timeout))?
     }
 
     fn close(&self) {

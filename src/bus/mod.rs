@@ -375,6 +375,9 @@ pub enum BusError {
     /// The broker refused or failed the operation.
     #[error("broker: {0}")]
     Broker(String),
+    /// No process serves the service called.
+    #[error("no process serves {0}")]
+    NoService(String),
 }
 
 /// A payload's decoded form, shared by every delivery of one stored
@@ -591,6 +594,32 @@ pub trait Bus: Send + Sync + 'static {
     /// by its id and counted once.
     async fn replay_dead_letters(&self) -> Result<usize, BusError>;
 
+    /// Serves requests to `service` from the other processes (one of the
+    /// processes serving it gets each request): each arrives with the
+    /// channel its answer goes back on. Dropping the receiver stops serving.
+    async fn serve(&self, service: &str) -> Result<Requests, BusError>;
+
+    /// Asks the process serving `service`; its answer, or
+    /// [`BusError::NoService`] / [`BusError::Timeout`].
+    async fn call(
+        &self,
+        service: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError>;
+
     /// Stops the bus: pending and future calls fail with [`BusError::Closed`].
     fn close(&self);
+}
+
+/// Requests to a service this process serves ([`Bus::serve`]): the payload
+/// and where its answer goes.
+pub type Requests = tokio::sync::mpsc::Receiver<(Bytes, tokio::sync::oneshot::Sender<Bytes>)>;
+
+/// Requests queued per served service before callers wait.
+pub const SERVICE_QUEUE: usize = 16;
+
+/// The subject of a service (core NATS request/reply, not a stream).
+pub fn service_subject(service: &str) -> String {
+    format!("starling.rpc.{service}")
 }
