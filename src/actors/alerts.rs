@@ -78,8 +78,9 @@ pub enum CommandError {
     Elsewhere(String),
 }
 
-/// A request to the engine from the API.
-#[derive(Debug, Message)]
+/// A request to the engine from the API (of this process, or of another
+/// one through the bus: [`ALERT_SERVICE`]).
+#[derive(Debug, Clone, Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "Result<Option<Alert>, CommandError>")]
 pub enum Command {
     /// Acknowledge an alert.
@@ -189,6 +190,12 @@ async fn run(
     let spec = pipeline_consumer(&deps.bus_cfg, ALERTS_DURABLE)
         .ok_or_else(|| BusError::UnknownConsumer(ALERTS_DURABLE.into()))?;
     let mut consumer = deps.bus.consumer(spec).await?;
+    // With a shared store, the API of the other processes sends lifecycle
+    // changes here.
+    let mut remote = match renew_every {
+        Some(_) => Some(deps.bus.serve(ALERT_SERVICE).await?),
+        None => None,
+    };
     let mut last_tick = Instant::now();
     loop {
         let batch = consumer.fetch(512, FETCH_WAIT).await?;
@@ -231,8 +238,69 @@ async fn run(
             let answer = command(&deps, &mut engine, cmd).await;
             let _ = reply.send(answer);
         }
+        while let Some(Ok((payload, reply))) = remote.as_mut().map(|r| r.try_recv()) {
+            let answer = match serde_json::from_slice::<Command>(&payload) {
+                Ok(cmd) => Remote::from(command(&deps, &mut engine, cmd).await),
+                Err(e) => Remote::Failed(format!("not a command: {e}")),
+            };
+            let _ = reply.send(serde_json::to_vec(&answer).unwrap_or_default().into());
+        }
     }
 }
+
+/// The bus service of the process running the alert engine: lifecycle
+/// changes asked on another process sharing the store.
+pub const ALERT_SERVICE: &str = "alerts";
+
+/// The answer to a [`Command`] sent over the bus.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum Remote {
+    /// The changed alert.
+    Done(Option<Box<Alert>>),
+    /// The alert is not open or acknowledged (or unknown).
+    NotOpen,
+    /// The engine could not do it.
+    Failed(String),
+}
+
+impl From<Result<Option<Alert>, CommandError>> for Remote {
+    fn from(r: Result<Option<Alert>, CommandError>) -> Self {
+        match r {
+            Ok(a) => Remote::Done(a.map(Box::new)),
+            Err(CommandError::Lifecycle(LifecycleError::NotOpen(_))) => Remote::NotOpen,
+            Err(e) => Remote::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Asks the process running the alert engine, over the bus, to carry out
+/// `cmd` (this process does not run it).
+pub async fn ask_remote(
+    bus: &dyn crate::bus::Bus,
+    cmd: &Command,
+) -> Result<Option<Alert>, CommandError> {
+    let payload = serde_json::to_vec(cmd).map_err(|e| CommandError::Store(e.to_string()))?;
+    let answer = bus
+        .call(ALERT_SERVICE, payload.into(), REMOTE_WAIT)
+        .await
+        .map_err(|e| CommandError::Elsewhere(format!("it does not answer: {e}")))?;
+    match serde_json::from_slice::<Remote>(&answer) {
+        Ok(Remote::Done(a)) => Ok(a.map(|a| *a)),
+        Ok(Remote::NotOpen) => Err(CommandError::Lifecycle(LifecycleError::NotOpen(
+            match cmd {
+                Command::Acknowledge(id) | Command::Resolve(id) => id.clone(),
+                Command::ReloadRules => String::new(),
+            },
+        ))),
+        Ok(Remote::Failed(m)) => Err(CommandError::Store(m)),
+        Err(e) => Err(CommandError::Store(format!(
+            "an answer that is not one: {e}"
+        ))),
+    }
+}
+
+/// How long a remote lifecycle change may take.
+const REMOTE_WAIT: Duration = Duration::from_secs(5);
 
 /// Waits until this process may run the engine (at once unless the store
 /// is shared); meanwhile answers commands: lifecycle changes belong to the
@@ -439,6 +507,43 @@ mod tests {
             "took over"
         );
         assert_eq!(store.tries.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn lifecycle_changes_reach_the_engine_of_another_process_over_the_bus() {
+        let bus = crate::bus::memory::MemoryBus::new(&BusConfig::default());
+        let cmd = Command::Acknowledge("al_1".into());
+        // Nobody runs the engine.
+        assert!(matches!(
+            ask_remote(&bus, &cmd).await,
+            Err(CommandError::Elsewhere(_))
+        ));
+        let mut requests = bus.serve(ALERT_SERVICE).await.expect("serve");
+        tokio::spawn(async move {
+            while let Some((payload, reply)) = requests.recv().await {
+                let answer = match serde_json::from_slice::<Command>(&payload) {
+                    Ok(Command::Acknowledge(id)) => {
+                        Remote::from(Ok(Some(crate::alerts::model::sample_alert(
+                            &id,
+                            crate::alerts::model::AlertKind::Churn,
+                            0,
+                            3,
+                        ))))
+                    }
+                    Ok(Command::Resolve(id)) => {
+                        Remote::from(Err(CommandError::Lifecycle(LifecycleError::NotOpen(id))))
+                    }
+                    _ => Remote::Failed("unexpected".into()),
+                };
+                let _ = reply.send(serde_json::to_vec(&answer).expect("json").into());
+            }
+        });
+        let done = ask_remote(&bus, &cmd).await.expect("answered");
+        assert_eq!(done.map(|a| a.id).as_deref(), Some("al_1"));
+        match ask_remote(&bus, &Command::Resolve("al_2".into())).await {
+            Err(CommandError::Lifecycle(LifecycleError::NotOpen(id))) => assert_eq!(id, "al_2"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::queries;
 use super::routes::parse_kind;
 use super::AppState;
-use crate::actors::alerts::{Command, CommandError};
+use crate::actors::alerts::{ask_remote, Command, CommandError};
 use crate::alerts::engine::LifecycleError;
 use crate::alerts::model::{Alert, AlertKind, AlertState, Rule, RuleSpec};
 use crate::domain::EntityRef;
@@ -169,19 +169,22 @@ pub async fn get(
 
 async fn lifecycle(state: &AppState, cmd: Command, id: &str) -> Result<HttpResponse, ApiError> {
     let store = state.alerts()?;
-    let engine = state.alert_engine.get().ok_or_else(|| {
-        ApiError::Unavailable(if store.claim_ttl().is_some() {
-            "this process does not run the alert engine: acknowledge and resolve through an \
-             aggregating process (the one holding the engine's claim)"
-                .into()
-        } else {
-            "the alert engine is not running".into()
-        })
-    })?;
-    let answer = engine
-        .send(cmd)
-        .await
-        .map_err(|_| ApiError::Unavailable("the alert engine is restarting; retry".into()))?;
+    let local = match state.alert_engine.get() {
+        Some(engine) => engine
+            .send(cmd.clone())
+            .await
+            .map_err(|_| ApiError::Unavailable("the alert engine is restarting; retry".into()))?,
+        None => Err(CommandError::Unavailable),
+    };
+    // With a shared store the engine may run in another process: ask it.
+    let answer = match local {
+        Err(CommandError::Elsewhere(_) | CommandError::Unavailable)
+            if store.claim_ttl().is_some() =>
+        {
+            ask_remote(state.bus.as_ref(), &cmd).await
+        }
+        other => other,
+    };
     match answer {
         Ok(Some(a)) => Ok(HttpResponse::Ok().json(a)),
         Ok(None) => Err(ApiError::Internal(
@@ -201,9 +204,7 @@ async fn lifecycle(state: &AppState, cmd: Command, id: &str) -> Result<HttpRespo
             "the alert engine is restarting; retry".into(),
         )),
         Err(CommandError::Store(m)) => Err(ApiError::Internal(m)),
-        Err(e @ CommandError::Elsewhere(_)) => Err(ApiError::Unavailable(format!(
-            "{e}: acknowledge and resolve through that process"
-        ))),
+        Err(e @ CommandError::Elsewhere(_)) => Err(ApiError::Unavailable(e.to_string())),
     }
 }
 
