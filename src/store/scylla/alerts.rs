@@ -38,10 +38,10 @@
 //! has nothing to do.
 
 use super::schema::DAY_MS;
-use super::{Access, Cas, Cluster};
+use super::{json, now_ms, parse, Access, Cas, Cluster};
 use crate::alerts::model::{Alert, AlertEvent, AlertEventType, AlertState, Rule};
 use crate::store::alerts::{parse_page_cursor, AlertPage, AlertQuery, AlertStore};
-use crate::store::{decode, encode, StoreError};
+use crate::store::StoreError;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -72,19 +72,6 @@ fn log_bucket(seq: u64) -> i64 {
 
 fn time_bucket(ms: i64) -> i64 {
     ms.div_euclid(TIME_BUCKET_MS)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
-    String::from_utf8(encode(what.as_bytes(), value)?)
-        .map_err(|e| crate::store::corrupt(what.as_bytes(), e))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
-    decode(what.as_bytes(), text.as_bytes())
 }
 
 fn conflict(m: impl Into<String>) -> StoreError {

@@ -146,6 +146,26 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// A value as the JSON text stored in a `text` column (`what` names it in
+/// errors).
+pub(crate) fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    String::from_utf8(super::encode(what.as_bytes(), value)?)
+        .map_err(|e| super::corrupt(what.as_bytes(), e))
+}
+
+/// A value from the JSON text of a `text` column.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+) -> Result<T, StoreError> {
+    super::decode(what.as_bytes(), text.as_bytes())
+}
+
+/// The wall clock in ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// Whether a request is a read or a write (its consistency level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

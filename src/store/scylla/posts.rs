@@ -27,7 +27,7 @@
 //! posts, set by `migrate`; per write for the minute list).
 
 use super::schema::DAY_MS;
-use super::{Access, Cluster};
+use super::{now_ms, Access, Cluster};
 use crate::archive::{
     ArchiveError, AuthorStat, AuthorsPage, Page, PostArchive, PostHit, PostStore, SearchQuery,
     TimeRange,
@@ -65,10 +65,6 @@ fn part(kind: EntityKind, post_id: &str) -> i8 {
         return 0;
     }
     (xxhash_rust::xxh3::xxh3_64(post_id.as_bytes()) % n as u64) as i8
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The key columns of a post's row: what top and authors rank by.

@@ -6,10 +6,10 @@
 //! TTL (`summaries.retention_days`, set by `migrate`), so `expire` has
 //! nothing to do.
 
-use super::{Access, Cluster};
+use super::{json, parse, Access, Cluster};
 use crate::domain::EntityRef;
 use crate::store::summaries::SummaryStore;
-use crate::store::{decode, encode, StoreError};
+use crate::store::StoreError;
 use crate::summary::model::Summary;
 use std::sync::Arc;
 
@@ -56,8 +56,7 @@ impl ScyllaSummaries {
 impl SummaryStore for ScyllaSummaries {
     fn save(&self, summary: &Summary) -> Result<(), StoreError> {
         let (kind, id) = Self::key(&summary.entity);
-        let text = String::from_utf8(encode(b"summary", summary)?)
-            .map_err(|e| crate::store::corrupt(b"summary", e))?;
+        let text = json("summary", summary)?;
         let (c, cql) = (self.cluster.clone(), self.put.clone());
         let row = (kind, id, summary.to_ms, summary.from_ms, text);
         self.cluster
@@ -71,9 +70,7 @@ impl SummaryStore for ScyllaSummaries {
         let rows: Vec<(String,)> = self
             .cluster
             .block(async move { c.select(&cql, key).await })??;
-        rows.first()
-            .map(|(s,)| decode(b"summary", s.as_bytes()))
-            .transpose()
+        rows.first().map(|(s,)| parse("summary", s)).transpose()
     }
 
     fn within(
@@ -90,7 +87,7 @@ impl SummaryStore for ScyllaSummaries {
         // Newest window end first; the first that starts in range.
         rows.iter()
             .find(|(from, _)| *from >= from_ms)
-            .map(|(_, s)| decode(b"summary", s.as_bytes()))
+            .map(|(_, s)| parse("summary", s))
             .transpose()
     }
 

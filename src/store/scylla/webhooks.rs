@@ -21,13 +21,13 @@
 //! Other processes learn of endpoint changes through a version row polled
 //! every second ([`WebhookStore::watch_endpoints`]).
 
-use super::{Access, Cluster};
+use super::{json, now_ms, parse, Access, Cluster};
 use crate::alerts::model::AlertEvent;
 use crate::store::webhooks::{
     count_added, fan_out, Delivery, Due, Endpoint, EndpointStats, Failure, Pause, PausePolicy,
     WebhookStore,
 };
-use crate::store::{decode, encode, StoreError};
+use crate::store::StoreError;
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -38,19 +38,6 @@ const POLL: Duration = Duration::from_secs(1);
 /// Names of the rows of `webhook_meta`.
 const CURSOR: &str = "cursor";
 const VERSION: &str = "endpoints";
-
-fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
-    String::from_utf8(encode(what.as_bytes(), value)?)
-        .map_err(|e| crate::store::corrupt(what.as_bytes(), e))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
-    decode(what.as_bytes(), text.as_bytes())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// Every statement, on the keyspace's tables.
 #[derive(Debug)]
