@@ -224,6 +224,22 @@ impl PausePolicy {
             )
         })
     }
+
+    /// The pause of `endpoint` after `failure`, when [`Self::reason`] gives
+    /// one (`stats` already count the failure).
+    pub fn pause(
+        &self,
+        stats: &EndpointStats,
+        oldest_ms: Option<i64>,
+        endpoint: &Endpoint,
+        failure: &Failure,
+    ) -> Option<Pause> {
+        self.reason(stats, oldest_ms, endpoint.resumed_at_ms, failure.at_ms)
+            .map(|reason| Pause {
+                at_ms: failure.at_ms,
+                reason,
+            })
+    }
 }
 
 /// What is due for one endpoint.
@@ -646,12 +662,7 @@ impl WebhookStore for EmbeddedWebhooks {
             let mut pause = None;
             if ep.paused.is_none() {
                 let oldest = self.oldest(endpoint)?.map(|o| o.created_at_ms);
-                if let Some(reason) = policy.reason(&stats, oldest, ep.resumed_at_ms, failure.at_ms)
-                {
-                    let p = Pause {
-                        at_ms: failure.at_ms,
-                        reason,
-                    };
+                if let Some(p) = policy.pause(&stats, oldest, &ep, failure) {
                     ep.paused = Some(p.clone());
                     wb.insert(
                         &self.endpoints,

@@ -196,16 +196,20 @@ impl ScyllaWebhooks {
     fn change<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(Arc<Inner>) -> Fut + Send + 'static,
+        F: FnOnce(Arc<Inner>) -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        let out = self.run(|i| async move {
-            let out = f(i.clone()).await?;
-            i.put_meta(VERSION, now_ms()).await?;
-            Ok(out)
-        })?;
-        self.changes.send_modify(|n| *n += 1);
+        let out = self.run(f)?;
+        self.changed()?;
         Ok(out)
+    }
+
+    /// Tells every process (this one at once, the others by the version
+    /// they poll) that the endpoints changed.
+    fn changed(&self) -> Result<(), StoreError> {
+        self.run(|i| async move { i.put_meta(VERSION, now_ms()).await })?;
+        self.changes.send_modify(|n| *n += 1);
+        Ok(())
     }
 }
 
@@ -565,12 +569,8 @@ impl WebhookStore for ScyllaWebhooks {
                 .map(Inner::delivery_of)
                 .transpose()?
                 .map(|o| o.created_at_ms);
-            let Some(reason) = policy.reason(&stats, oldest, e.resumed_at_ms, failure.at_ms) else {
+            let Some(p) = policy.pause(&stats, oldest, &e, &failure) else {
                 return Ok(None);
-            };
-            let p = Pause {
-                at_ms: failure.at_ms,
-                reason,
             };
             let text = json("pause", &p)?;
             let cas = i
@@ -582,8 +582,7 @@ impl WebhookStore for ScyllaWebhooks {
             Ok((cas.applied || cas.text("paused") == Some(text.as_str())).then_some(p))
         })?;
         if pause.is_some() {
-            self.run(|i| async move { i.put_meta(VERSION, now_ms()).await })?;
-            self.changes.send_modify(|n| *n += 1);
+            self.changed()?;
         }
         Ok(pause)
     }
