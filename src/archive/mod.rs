@@ -337,6 +337,10 @@ impl PostStore for PostArchive {
         self.add(posts)
     }
 
+    // Posts attributed to `entity` within `range`, newest first (ties by id
+    // descending). `cursor` is a `next_cursor` from a previous page: the
+    // next page holds strictly older posts, with no duplicates or gaps even
+    // across equal timestamps.
     fn recent(
         &self,
         entity: &EntityRef,
@@ -344,38 +348,192 @@ impl PostStore for PostArchive {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, ArchiveError> {
-        PostArchive::recent(self, entity, range, cursor, limit)
+        let after = cursor.map(query::decode_keyset).transpose()?;
+        let mut range = range;
+        if let Some(after) = &after {
+            range.to_ms = Some(
+                range
+                    .to_ms
+                    .map_or(after.created_ms, |t| t.min(after.created_ms)),
+            );
+        }
+        let searcher = self.reader.searcher();
+        let filter = Self::all_of(self.filters(Some(entity), range));
+        let mut ranked = searcher.search(
+            filter.as_ref(),
+            &RankCollector {
+                rank: Rank::Newest,
+                keep: limit.saturating_add(1),
+                after,
+            },
+        )?;
+        let more = ranked.len() > limit;
+        ranked.truncate(limit);
+        let next_cursor = if more {
+            ranked
+                .last()
+                .map(|last| query::encode_keyset(last.created_ms, &last.id))
+        } else {
+            None
+        };
+        Ok(Page {
+            posts: self.load(&searcher, &ranked)?,
+            next_cursor,
+            total: None,
+        })
     }
 
+    // Posts attributed to `entity` within `range`, by engagement total
+    // descending, then newest.
     fn top(
         &self,
         entity: &EntityRef,
         range: TimeRange,
         limit: usize,
     ) -> Result<Vec<PostHit>, ArchiveError> {
-        PostArchive::top(self, entity, range, limit)
+        let searcher = self.reader.searcher();
+        let filter = Self::all_of(self.filters(Some(entity), range));
+        let ranked = searcher.search(
+            filter.as_ref(),
+            &RankCollector {
+                rank: Rank::Engagement,
+                keep: limit,
+                after: None,
+            },
+        )?;
+        self.load(&searcher, &ranked)
     }
 
+    // Authors of the posts attributed to `entity` within `range`, exact
+    // over every matching post: by posts, then engagement, descending (then
+    // author id), at most `limit`, with the number of distinct authors.
     fn authors(
         &self,
         entity: &EntityRef,
         range: TimeRange,
         limit: usize,
     ) -> Result<AuthorsPage, ArchiveError> {
-        PostArchive::authors(self, entity, range, limit)
+        let searcher = self.reader.searcher();
+        let filter = Self::all_of(self.filters(Some(entity), range));
+        let per_author = searcher.search(filter.as_ref(), &AuthorsCollector)?;
+        let total_authors = per_author.len() as u64;
+        let mut authors: Vec<AuthorStat> = per_author
+            .into_iter()
+            .map(|(author_id, agg)| AuthorStat {
+                author_id,
+                handle: agg.handle,
+                followers: agg.followers,
+                posts: agg.posts,
+                engagement: agg.engagement,
+                mean_sentiment: if agg.posts == 0 {
+                    0.0
+                } else {
+                    agg.sentiment_sum / agg.posts as f64
+                },
+            })
+            .collect();
+        rank_authors(&mut authors);
+        authors.truncate(limit);
+        Ok(AuthorsPage {
+            authors,
+            total_authors,
+        })
     }
 
+    // Full-text search over post text with `q`'s filters, by relevance
+    // descending (ties: newest first). `cursor` is a `next_cursor` from a
+    // previous page of the same search; pages end at [`MAX_SEARCH_OFFSET`].
     fn search(
         &self,
         q: &SearchQuery,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, ArchiveError> {
-        PostArchive::search(self, q, cursor, limit)
+        let text = q.text.trim();
+        if text.is_empty() {
+            return Err(ArchiveError::BadQuery("the search text is empty".into()));
+        }
+        if text.len() > MAX_QUERY_BYTES {
+            return Err(ArchiveError::BadQuery(format!(
+                "the search text is longer than {MAX_QUERY_BYTES} bytes"
+            )));
+        }
+        let offset = cursor.map(query::decode_offset).transpose()?.unwrap_or(0);
+        let parsed = self
+            .parser
+            .parse_query(text)
+            .map_err(|e| ArchiveError::BadQuery(e.to_string()))?;
+        let mut filters = self.filters(q.entity.as_ref(), q.range);
+        if let Some(label) = q.sentiment {
+            filters.push(self.term(self.fields.sentiment, label_value(label)));
+        }
+        if let Some(platform) = &q.platform {
+            filters.push(self.term(self.fields.platform, &platform.trim().to_lowercase()));
+        }
+        if let Some(lang) = &q.lang {
+            filters.push(self.term(self.fields.lang, &lang.trim().to_lowercase()));
+        }
+        // Filters must not change relevance: they score 0.
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, parsed)];
+        clauses.extend(filters.into_iter().map(|f| {
+            (
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(f, 0.0)) as Box<dyn Query>,
+            )
+        }));
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let (total, ranked) = searcher.search(
+            &query,
+            &(
+                Count,
+                RankCollector {
+                    rank: Rank::Relevance,
+                    keep: offset.saturating_add(limit).saturating_add(1),
+                    after: None,
+                },
+            ),
+        )?;
+        let mut ranked: Vec<Ranked> = ranked.into_iter().skip(offset).collect();
+        let more = ranked.len() > limit;
+        ranked.truncate(limit);
+        let next = offset.saturating_add(limit);
+        let next_cursor =
+            (more && limit > 0 && next <= MAX_SEARCH_OFFSET).then(|| query::encode_offset(next));
+        Ok(Page {
+            posts: self.load(&searcher, &ranked)?,
+            next_cursor,
+            total: Some(total as u64),
+        })
     }
 
+    // Deletes the posts created before `before_ms` and commits; returns how
+    // many there were.
     fn expire(&self, before_ms: i64) -> Result<u64, ArchiveError> {
-        PostArchive::expire(self, before_ms)
+        let old = || {
+            RangeQuery::new(
+                Bound::Unbounded,
+                Bound::Excluded(Term::from_field_i64(self.fields.created, before_ms)),
+            )
+        };
+        let mut writer = self.writer.lock();
+        let count = self.reader.searcher().search(&old(), &Count)? as u64;
+        if count == 0 {
+            return Ok(0);
+        }
+        let deleted = (|| -> tantivy::Result<()> {
+            writer.delete_query(Box::new(old()))?;
+            writer.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = deleted {
+            if let Err(rollback) = writer.rollback() {
+                tracing::warn!(error = %rollback, "archive rollback after a failed expire failed");
+            }
+            return Err(e.into());
+        }
+        self.reader.reload()?;
+        Ok(count)
     }
 }
 
@@ -463,205 +621,6 @@ impl PostArchive {
         }
         self.reader.reload()?;
         Ok(())
-    }
-
-    /// Posts attributed to `entity` within `range`, newest first (ties by id
-    /// descending). `cursor` is a `next_cursor` from a previous page: the
-    /// next page holds strictly older posts, with no duplicates or gaps even
-    /// across equal timestamps.
-    pub fn recent(
-        &self,
-        entity: &EntityRef,
-        range: TimeRange,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page, ArchiveError> {
-        let after = cursor.map(query::decode_keyset).transpose()?;
-        let mut range = range;
-        if let Some(after) = &after {
-            range.to_ms = Some(
-                range
-                    .to_ms
-                    .map_or(after.created_ms, |t| t.min(after.created_ms)),
-            );
-        }
-        let searcher = self.reader.searcher();
-        let filter = Self::all_of(self.filters(Some(entity), range));
-        let mut ranked = searcher.search(
-            filter.as_ref(),
-            &RankCollector {
-                rank: Rank::Newest,
-                keep: limit.saturating_add(1),
-                after,
-            },
-        )?;
-        let more = ranked.len() > limit;
-        ranked.truncate(limit);
-        let next_cursor = if more {
-            ranked
-                .last()
-                .map(|last| query::encode_keyset(last.created_ms, &last.id))
-        } else {
-            None
-        };
-        Ok(Page {
-            posts: self.load(&searcher, &ranked)?,
-            next_cursor,
-            total: None,
-        })
-    }
-
-    /// Posts attributed to `entity` within `range`, by engagement total
-    /// descending, then newest.
-    pub fn top(
-        &self,
-        entity: &EntityRef,
-        range: TimeRange,
-        limit: usize,
-    ) -> Result<Vec<PostHit>, ArchiveError> {
-        let searcher = self.reader.searcher();
-        let filter = Self::all_of(self.filters(Some(entity), range));
-        let ranked = searcher.search(
-            filter.as_ref(),
-            &RankCollector {
-                rank: Rank::Engagement,
-                keep: limit,
-                after: None,
-            },
-        )?;
-        self.load(&searcher, &ranked)
-    }
-
-    /// Authors of the posts attributed to `entity` within `range`, exact
-    /// over every matching post: by posts, then engagement, descending (then
-    /// author id), at most `limit`, with the number of distinct authors.
-    pub fn authors(
-        &self,
-        entity: &EntityRef,
-        range: TimeRange,
-        limit: usize,
-    ) -> Result<AuthorsPage, ArchiveError> {
-        let searcher = self.reader.searcher();
-        let filter = Self::all_of(self.filters(Some(entity), range));
-        let per_author = searcher.search(filter.as_ref(), &AuthorsCollector)?;
-        let total_authors = per_author.len() as u64;
-        let mut authors: Vec<AuthorStat> = per_author
-            .into_iter()
-            .map(|(author_id, agg)| AuthorStat {
-                author_id,
-                handle: agg.handle,
-                followers: agg.followers,
-                posts: agg.posts,
-                engagement: agg.engagement,
-                mean_sentiment: if agg.posts == 0 {
-                    0.0
-                } else {
-                    agg.sentiment_sum / agg.posts as f64
-                },
-            })
-            .collect();
-        rank_authors(&mut authors);
-        authors.truncate(limit);
-        Ok(AuthorsPage {
-            authors,
-            total_authors,
-        })
-    }
-
-    /// Full-text search over post text with `q`'s filters, by relevance
-    /// descending (ties: newest first). `cursor` is a `next_cursor` from a
-    /// previous page of the same search; pages end at [`MAX_SEARCH_OFFSET`].
-    pub fn search(
-        &self,
-        q: &SearchQuery,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Page, ArchiveError> {
-        let text = q.text.trim();
-        if text.is_empty() {
-            return Err(ArchiveError::BadQuery("the search text is empty".into()));
-        }
-        if text.len() > MAX_QUERY_BYTES {
-            return Err(ArchiveError::BadQuery(format!(
-                "the search text is longer than {MAX_QUERY_BYTES} bytes"
-            )));
-        }
-        let offset = cursor.map(query::decode_offset).transpose()?.unwrap_or(0);
-        let parsed = self
-            .parser
-            .parse_query(text)
-            .map_err(|e| ArchiveError::BadQuery(e.to_string()))?;
-        let mut filters = self.filters(q.entity.as_ref(), q.range);
-        if let Some(label) = q.sentiment {
-            filters.push(self.term(self.fields.sentiment, label_value(label)));
-        }
-        if let Some(platform) = &q.platform {
-            filters.push(self.term(self.fields.platform, &platform.trim().to_lowercase()));
-        }
-        if let Some(lang) = &q.lang {
-            filters.push(self.term(self.fields.lang, &lang.trim().to_lowercase()));
-        }
-        // Filters must not change relevance: they score 0.
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, parsed)];
-        clauses.extend(filters.into_iter().map(|f| {
-            (
-                Occur::Must,
-                Box::new(ConstScoreQuery::new(f, 0.0)) as Box<dyn Query>,
-            )
-        }));
-        let query = BooleanQuery::new(clauses);
-        let searcher = self.reader.searcher();
-        let (total, ranked) = searcher.search(
-            &query,
-            &(
-                Count,
-                RankCollector {
-                    rank: Rank::Relevance,
-                    keep: offset.saturating_add(limit).saturating_add(1),
-                    after: None,
-                },
-            ),
-        )?;
-        let mut ranked: Vec<Ranked> = ranked.into_iter().skip(offset).collect();
-        let more = ranked.len() > limit;
-        ranked.truncate(limit);
-        let next = offset.saturating_add(limit);
-        let next_cursor =
-            (more && limit > 0 && next <= MAX_SEARCH_OFFSET).then(|| query::encode_offset(next));
-        Ok(Page {
-            posts: self.load(&searcher, &ranked)?,
-            next_cursor,
-            total: Some(total as u64),
-        })
-    }
-
-    /// Deletes the posts created before `before_ms` and commits; returns how
-    /// many there were.
-    pub fn expire(&self, before_ms: i64) -> Result<u64, ArchiveError> {
-        let old = || {
-            RangeQuery::new(
-                Bound::Unbounded,
-                Bound::Excluded(Term::from_field_i64(self.fields.created, before_ms)),
-            )
-        };
-        let mut writer = self.writer.lock();
-        let count = self.reader.searcher().search(&old(), &Count)? as u64;
-        if count == 0 {
-            return Ok(0);
-        }
-        let deleted = (|| -> tantivy::Result<()> {
-            writer.delete_query(Box::new(old()))?;
-            writer.commit()?;
-            Ok(())
-        })();
-        if let Err(e) = deleted {
-            if let Err(rollback) = writer.rollback() {
-                tracing::warn!(error = %rollback, "archive rollback after a failed expire failed");
-            }
-            return Err(e.into());
-        }
-        self.reader.reload()?;
-        Ok(count)
     }
 
     /// Number of archived posts.
