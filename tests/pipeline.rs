@@ -735,12 +735,10 @@ async fn volumes(s: &Starling, kind: &str) -> HashMap<String, u64> {
         .collect()
 }
 
-#[actix_rt::test]
-async fn over_jetstream_two_aggregate_processes_split_entities_by_shard_and_survive_a_kill() {
-    let nats = common::nats::NatsServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Config files of a two-shard deployment: owning shard 0, shard 1, both.
+fn shard_configs(dir: &std::path::Path) -> (String, String, String) {
     let config = |owned: &str| {
-        let path = dir.path().join(format!("shards-{owned}.toml"));
+        let path = dir.join(format!("shards-{owned}.toml"));
         std::fs::write(
             &path,
             format!("[bus]\nshards = 2\n[aggregation]\nowned_shards = [{owned}]\n"),
@@ -748,7 +746,14 @@ async fn over_jetstream_two_aggregate_processes_split_entities_by_shard_and_surv
         .expect("write config");
         path.to_string_lossy().into_owned()
     };
-    let (c0, c1, all) = (config("0"), config("1"), config("0, 1"));
+    (config("0"), config("1"), config("0, 1"))
+}
+
+#[actix_rt::test]
+async fn over_jetstream_two_aggregate_processes_split_entities_by_shard_and_survive_a_kill() {
+    let nats = common::nats::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (c0, c1, all) = shard_configs(dir.path());
     let front = Starling::start(
         &dir.path().join("front"),
         &[
@@ -1053,16 +1058,7 @@ async fn a_listing_answer_is_reused_for_the_same_query_within_listing_cache_ms()
 async fn over_jetstream_every_process_pushes_every_post_to_its_websocket_clients() {
     let nats = common::nats::NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = |owned: &str| {
-        let path = dir.path().join(format!("shards-{owned}.toml"));
-        std::fs::write(
-            &path,
-            format!("[bus]\nshards = 2\n[aggregation]\nowned_shards = [{owned}]\n"),
-        )
-        .expect("write config");
-        path.to_string_lossy().into_owned()
-    };
-    let (c0, c1, all) = (config("0"), config("1"), config("0, 1"));
+    let (c0, c1, all) = shard_configs(dir.path());
     let start = |name: &str, roles: &str, cfg: &str| {
         Starling::start(
             &dir.path().join(name),

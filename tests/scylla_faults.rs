@@ -383,33 +383,32 @@ async fn a_web_only_process_reads_the_shared_store() {
             ("STARLING_STORE__SCYLLA__REQUEST_TIMEOUT_MS", "300"),
         ],
     );
-    // Its lookups go to ScyllaDB (here: down), not to an embedded store.
-    let (status, body) = call(&s, "GET", "/api/entities/project/SOL/series", None).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.to_string().contains("store is unavailable"), "{body}");
-    // Alerts are read from the shared store too (here: down)...
-    let (status, body) = call(&s, "GET", "/api/alerts", None).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.to_string().contains("store is unavailable"), "{body}");
-    // So are the post listings; search is not served here (no index).
-    let (status, body) = call(&s, "GET", "/api/entities/project/SOL/posts", None).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.to_string().contains("store is unavailable"), "{body}");
-    let (status, body) = call(&s, "GET", "/api/search?q=refund", None).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.to_string().contains("keeps no search index"), "{body}");
-    // Alerts are changed by the process that runs the alert engine, asked
-    // over the bus (here: none runs it).
-    let (status, body) = call(&s, "POST", "/api/alerts/al_1/ack", None).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(
-        body.to_string().contains("no process serves alerts"),
-        "{body}"
-    );
-    // No aggregators here, so no live feed: said, not an idle socket.
-    let (status, body) = call(&s, "GET", "/ws", None).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.to_string().contains("serves no live feed"), "{body}");
+    for (method, path, says) in [
+        // Lookups, alerts and post listings go to ScyllaDB (here: down),
+        // not to an embedded store.
+        (
+            "GET",
+            "/api/entities/project/SOL/series",
+            "store is unavailable",
+        ),
+        ("GET", "/api/alerts", "store is unavailable"),
+        (
+            "GET",
+            "/api/entities/project/SOL/posts",
+            "store is unavailable",
+        ),
+        // Search is not served here (no index).
+        ("GET", "/api/search?q=refund", "keeps no search index"),
+        // Alerts are changed by the process that runs the alert engine,
+        // asked over the bus (here: none runs it).
+        ("POST", "/api/alerts/al_1/ack", "no process serves alerts"),
+        // No aggregators here, so no live feed: said, not an idle socket.
+        ("GET", "/ws", "serves no live feed"),
+    ] {
+        let (status, body) = call(&s, method, path, None).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body.to_string().contains(says), "{path}: {body}");
+    }
     s.stop();
 }
 
