@@ -521,18 +521,10 @@ impl PostStore for PostArchive {
         if count == 0 {
             return Ok(0);
         }
-        let deleted = (|| -> tantivy::Result<()> {
-            writer.delete_query(Box::new(old()))?;
-            writer.commit()?;
+        self.commit(&mut writer, "expire", |w| {
+            w.delete_query(Box::new(old()))?;
             Ok(())
-        })();
-        if let Err(e) = deleted {
-            if let Err(rollback) = writer.rollback() {
-                tracing::warn!(error = %rollback, "archive rollback after a failed expire failed");
-            }
-            return Err(e.into());
-        }
-        self.reader.reload()?;
+        })?;
         Ok(count)
     }
 }
@@ -605,17 +597,28 @@ impl PostArchive {
             .map(|p| self.to_document(p.borrow()))
             .collect::<Result<Vec<_>, _>>()?;
         let mut writer = self.writer.lock();
-        let written = (|| -> tantivy::Result<()> {
+        self.commit(&mut writer, "add", |w| {
             for (id, doc) in docs {
-                writer.delete_term(id);
-                writer.add_document(doc)?;
+                w.delete_term(id);
+                w.add_document(doc)?;
             }
-            writer.commit()?;
             Ok(())
-        })();
-        if let Err(e) = written {
+        })
+    }
+
+    /// Makes `change` with the writer (held by the caller) and commits it,
+    /// or rolls it back and returns the error (the `what` failed); on `Ok`
+    /// the next read sees it.
+    fn commit(
+        &self,
+        writer: &mut IndexWriter,
+        what: &str,
+        change: impl FnOnce(&mut IndexWriter) -> tantivy::Result<()>,
+    ) -> Result<(), ArchiveError> {
+        let done = change(writer).and_then(|()| writer.commit().map(|_| ()));
+        if let Err(e) = done {
             if let Err(rollback) = writer.rollback() {
-                tracing::warn!(error = %rollback, "archive rollback after a failed add failed");
+                tracing::warn!(error = %rollback, "archive rollback after a failed {what} failed");
             }
             return Err(e.into());
         }
